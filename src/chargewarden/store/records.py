@@ -1,0 +1,103 @@
+"""Plain records the store hands out; the domain never sees ORM objects."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from chargewarden.rpc.versions import OcppVersion
+
+
+class RegistrationStatus(StrEnum):
+    """What BootNotification answers for this station."""
+
+    ACCEPTED = "Accepted"
+    PENDING = "Pending"
+    REJECTED = "Rejected"
+
+
+class EventSource(StrEnum):
+    STATION = "station"
+    CSMS = "csms"
+
+
+class OperatorRole(StrEnum):
+    VIEWER = "viewer"
+    OPERATOR = "operator"
+    ADMIN = "admin"
+
+
+@dataclass(frozen=True, slots=True)
+class StationRecord:
+    identity: str
+    ocpp_version: OcppVersion
+    security_profile: int
+    pending_profile: int | None = None
+    # Argon2id hashes (PHC strings) of the station's Basic-auth secret; never the secret itself.
+    credential_hash: str | None = None
+    pending_credential_hash: str | None = None
+    # 1.6 only: accept only the raw AuthorizationKey bytes, not the 40-hex text form.
+    strict_password: bool = False
+    serial_number: str | None = None
+    cpo_name: str | None = None
+    registration_status: RegistrationStatus = RegistrationStatus.ACCEPTED
+    # Set by the operator (or policy) to hold the station in BootNotification Pending (PWD-03).
+    needs_credential_update: bool = False
+    # Result of the station's most recent BootNotification, None if it never booted.
+    last_boot_status: RegistrationStatus | None = None
+    vendor: str | None = None
+    model: str | None = None
+    firmware_version: str | None = None
+    last_seen: datetime | None = None
+    created_at: datetime | None = None
+
+    @property
+    def expected_serial(self) -> str:
+        """The CN a profile-3 certificate must carry: the serial number, default the identity."""
+        return self.serial_number or self.identity
+
+
+@dataclass(frozen=True, slots=True)
+class SecurityEventRecord:
+    type: str
+    source: EventSource
+    critical: bool
+    station_identity: str | None = None
+    occurred_at: datetime | None = None  # the station's timestamp (station events) or ours
+    received_at: datetime | None = None  # filled by the store
+    tech_info: str | None = None
+    peer_address: str | None = None
+    ocpp_version: OcppVersion | None = None
+    id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AuditRecord:
+    actor: str
+    action: str
+    target: str | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+    at: datetime | None = None
+    id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OperatorRecord:
+    name: str
+    role: OperatorRole
+    token_lookup: str  # public, indexed prefix used to find the row
+    token_hash: str  # HMAC-SHA256 hex of the whole token; compared with hmac.compare_digest
+    created_at: datetime | None = None
+    id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectorStatusRecord:
+    station_identity: str
+    evse_id: int
+    connector_id: int
+    status: str
+    error_code: str | None = None
+    updated_at: datetime | None = None
