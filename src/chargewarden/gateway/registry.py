@@ -31,7 +31,9 @@ class StationLink(Protocol):
     @property
     def info(self) -> ConnectionInfo: ...
 
-    async def call(self, action: str, payload: dict[str, Any], timeout: float | None = None) -> dict[str, Any]:
+    async def call(
+        self, action: str, payload: dict[str, Any], timeout: float | None = None
+    ) -> dict[str, Any]:
         """Send a CALL and return the CALLRESULT payload.
 
         Raises chargewarden.rpc.session.CallTimeout, CallErrorReceived, or ConnectionGone.

@@ -1,0 +1,48 @@
+"""The `chargewarden` command line."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import typer
+
+from chargewarden import __version__
+from chargewarden.cli.common import guarded_main
+from chargewarden.cli.demo import demo
+from chargewarden.cli.operators import operator_app
+from chargewarden.cli.serve import serve
+from chargewarden.cli.sim import sim_app
+from chargewarden.cli.stations import events, station_app
+
+app = typer.Typer(
+    name="chargewarden",
+    help="ChargeWarden: a security-first OCPP 1.6J / 2.0.1 Central System.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.command("serve")(serve)
+app.command("events")(events)
+app.command("demo")(demo)
+app.add_typer(station_app, name="station")
+app.add_typer(operator_app, name="operator")
+app.add_typer(sim_app, name="sim")
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"chargewarden {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Show the version"
+    ),
+) -> None:
+    """ChargeWarden: a security-first OCPP 1.6J / 2.0.1 Central System."""
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    guarded_main(app, argv)

@@ -1,0 +1,42 @@
+"""`chargewarden serve`: the CSMS (station gateway and HTTP API) until Ctrl-C."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from chargewarden.app import run_until_signalled, start_csms
+from chargewarden.cli.common import ConfigOption, DataDirOption, run, settings_from
+from chargewarden.config import Settings
+from chargewarden.logs import configure_logging
+
+HostOption = Annotated[str | None, typer.Option("--host", help="Address to listen on")]
+WsPortOption = Annotated[
+    int | None, typer.Option("--ws-port", help="Port for ws:// station connections (0: any free)")
+]
+ApiPortOption = Annotated[
+    int | None, typer.Option("--api-port", help="Port of the HTTP API (0: any free)")
+]
+
+
+async def _serve(settings: Settings) -> None:
+    running = await start_csms(settings)
+    typer.echo(f"ChargeWarden CSMS: stations connect to {running.ws_url}/<identity>")
+    typer.echo(f"HTTP API: {running.api_url}/api/docs  (health: {running.api_url}/healthz)")
+    typer.echo(f"database: {running.store.url_for_display}")
+    typer.echo("Ctrl-C to stop.")
+    await run_until_signalled(running)
+
+
+def serve(
+    config: ConfigOption = None,
+    data_dir: DataDirOption = None,
+    host: HostOption = None,
+    ws_port: WsPortOption = None,
+    api_port: ApiPortOption = None,
+) -> None:
+    """Run the CSMS: the station gateway and the HTTP API."""
+    settings = settings_from(config, data_dir, host=host, ws_port=ws_port, api_port=api_port)
+    configure_logging(settings.log_level, settings.log_format)
+    run(_serve(settings))

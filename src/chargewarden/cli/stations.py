@@ -1,0 +1,223 @@
+"""`chargewarden station ...` and `chargewarden events`: the operator's view of the fleet."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from chargewarden.cli.common import (
+    CliError,
+    ConfigOption,
+    DataDirOption,
+    print_table,
+    quiet_logging,
+    run,
+    settings_from,
+    with_store,
+)
+from chargewarden.rpc.versions import OcppVersion
+from chargewarden.stations import NewStation, RegistrationError, register_station
+from chargewarden.store import StationExists, Store
+from chargewarden.store.records import StationRecord
+
+station_app = typer.Typer(help="Register and inspect charging stations.", no_args_is_help=True)
+
+CLI_ACTOR = "cli"
+
+
+def _version(value: str) -> OcppVersion:
+    try:
+        return OcppVersion.parse(value)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+
+
+@station_app.command("add")
+def add(
+    identity: Annotated[
+        str, typer.Argument(help="Charging station identity (the last URL segment)")
+    ],
+    ocpp: Annotated[str, typer.Option("--ocpp", help="OCPP version: 1.6 or 2.0.1")],
+    profile: Annotated[int, typer.Option("--profile", min=0, max=3, help="Security profile 0-3")],
+    auth_key: Annotated[
+        str | None,
+        typer.Option(
+            "--auth-key",
+            envvar="CHARGEWARDEN_AUTH_KEY",
+            show_envvar=True,
+            help="1.6 AuthorizationKey as hex (16-20 bytes); prefer the environment variable",
+        ),
+    ] = None,
+    password: Annotated[
+        str | None,
+        typer.Option(
+            "--password",
+            envvar="CHARGEWARDEN_PASSWORD",
+            show_envvar=True,
+            help="2.0.1 BasicAuthPassword (16-40 characters); prefer the environment variable",
+        ),
+    ] = None,
+    generate_password: Annotated[
+        bool, typer.Option("--generate-password", help="Generate a strong secret and print it once")
+    ] = False,
+    serial: Annotated[
+        str | None, typer.Option("--serial", help="Serial number (certificate CN)")
+    ] = None,
+    cpo_name: Annotated[
+        str | None, typer.Option("--cpo-name", help="CPO name (certificate O)")
+    ] = None,
+    strict_password: Annotated[
+        bool,
+        typer.Option(
+            "--strict-password", help="1.6: accept only the raw key bytes, not 40-hex text"
+        ),
+    ] = False,
+    config: ConfigOption = None,
+    data_dir: DataDirOption = None,
+) -> None:
+    """Register a station. A generated secret is printed once and never again."""
+    settings = settings_from(config, data_dir)
+    quiet_logging(settings)
+    new = NewStation(
+        identity=identity,
+        ocpp_version=_version(ocpp),
+        security_profile=profile,
+        auth_key_hex=auth_key,
+        password=password,
+        generate_secret=generate_password,
+        serial_number=serial,
+        cpo_name=cpo_name,
+        strict_password=strict_password,
+    )
+
+    async def action(store: Store) -> tuple[StationRecord, str | None]:
+        try:
+            return await register_station(store, new, actor=CLI_ACTOR)
+        except StationExists:
+            raise CliError(f"station {identity!r} already exists") from None
+        except RegistrationError as exc:
+            raise CliError(str(exc)) from None
+
+    record, secret = run(with_store(settings, action))
+    typer.echo(
+        f"registered {record.identity}: OCPP {record.ocpp_version}, "
+        f"security profile {record.security_profile}"
+    )
+    if secret is not None:
+        label = "AuthorizationKey (hex)" if record.ocpp_version is OcppVersion.V16 else "password"
+        typer.echo(f"{label}: {secret}")
+        typer.echo(
+            "This secret is shown once. Configure it on the station now; it cannot be shown again."
+        )
+
+
+@station_app.command("list")
+def list_stations(config: ConfigOption = None, data_dir: DataDirOption = None) -> None:
+    """List registered stations (never shows secrets)."""
+    settings = settings_from(config, data_dir)
+    quiet_logging(settings)
+    stations = run(with_store(settings, lambda store: store.stations.list()))
+    if not stations:
+        typer.echo(
+            "no stations registered (add one with: "
+            "chargewarden station add ID --ocpp 1.6 --profile 1 --generate-password)"
+        )
+        return
+    print_table(
+        ["identity", "ocpp", "profile", "pending", "registration", "last boot", "last seen"],
+        [
+            [
+                s.identity,
+                s.ocpp_version,
+                s.security_profile,
+                s.pending_profile if s.pending_profile is not None else "-",
+                s.registration_status,
+                s.last_boot_status or "-",
+                s.last_seen.isoformat(timespec="seconds") if s.last_seen else "never",
+            ]
+            for s in stations
+        ],
+    )
+
+
+@station_app.command("show")
+def show(
+    identity: Annotated[str, typer.Argument()],
+    config: ConfigOption = None,
+    data_dir: DataDirOption = None,
+) -> None:
+    """Show one station (never shows secrets)."""
+    settings = settings_from(config, data_dir)
+    quiet_logging(settings)
+
+    async def action(store: Store) -> tuple[StationRecord, int, int]:
+        station = await store.stations.get(identity)
+        if station is None:
+            raise CliError(f"no station {identity!r}")
+        total = await store.events.count(station=identity)
+        critical = await store.events.count(station=identity, critical=True)
+        return station, total, critical
+
+    s, total, critical = run(with_store(settings, action))
+    rows = [
+        ("identity", s.identity),
+        ("OCPP version", s.ocpp_version),
+        ("security profile", s.security_profile),
+        ("pending profile", s.pending_profile if s.pending_profile is not None else "-"),
+        ("credential", "set" if s.credential_hash else "none"),
+        ("pending credential", "set" if s.pending_credential_hash else "none"),
+        ("strict password", "yes" if s.strict_password else "no"),
+        ("serial number", s.serial_number or f"- (certificate CN defaults to {s.identity})"),
+        ("CPO name", s.cpo_name or "- (global)"),
+        ("registration", s.registration_status),
+        ("held for credential update", "yes" if s.needs_credential_update else "no"),
+        ("last boot", s.last_boot_status or "never booted"),
+        ("vendor / model", f"{s.vendor or '-'} / {s.model or '-'}"),
+        ("firmware", s.firmware_version or "-"),
+        ("last seen", s.last_seen.isoformat(timespec="seconds") if s.last_seen else "never"),
+        ("security events", f"{total} ({critical} critical)"),
+    ]
+    width = max(len(k) for k, _ in rows)
+    for key, value in rows:
+        typer.echo(f"{key.ljust(width)}  {value}")
+
+
+def events(
+    station: Annotated[str | None, typer.Option("--station", help="Only this station")] = None,
+    critical: Annotated[bool, typer.Option("--critical", help="Only critical events")] = False,
+    limit: Annotated[int, typer.Option("--limit", min=1, max=10000)] = 50,
+    config: ConfigOption = None,
+    data_dir: DataDirOption = None,
+) -> None:
+    """Security events, newest first: the stations' own and the CSMS's."""
+    settings = settings_from(config, data_dir)
+    quiet_logging(settings)
+    items = run(
+        with_store(
+            settings,
+            lambda store: store.events.list(
+                station=station, critical=True if critical else None, limit=limit
+            ),
+        )
+    )
+    if not items:
+        typer.echo("no security events")
+        return
+    print_table(
+        ["time", "source", "station", "type", "critical", "peer", "info"],
+        [
+            [
+                (e.received_at or e.occurred_at).isoformat(timespec="seconds")
+                if (e.received_at or e.occurred_at)
+                else "",
+                e.source,
+                e.station_identity or "-",
+                e.type,
+                "yes" if e.critical else "",
+                e.peer_address or "",
+                (e.tech_info or "")[:80],
+            ]
+            for e in items
+        ],
+    )

@@ -1,0 +1,143 @@
+"""Settings: one TOML file plus CHARGEWARDEN_* environment overrides, validated at start.
+
+Precedence, highest first: command-line flags, environment (CHARGEWARDEN_WS_PORT=9100,
+nested with a double underscore: CHARGEWARDEN_THROTTLE__BLOCK_SECONDS=60), the TOML file, the
+defaults below. The embedded default keeps everything under ./var: the SQLite file, the CA,
+logs.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+ENV_PREFIX = "CHARGEWARDEN_"
+CONFIG_ENV = ENV_PREFIX + "CONFIG"
+DEFAULT_DATA_DIR = Path("var")
+
+
+class ConfigError(Exception):
+    """A configuration problem, worded for the operator (one line per problem)."""
+
+
+class ThrottleSettings(BaseModel):
+    """Failed-admission rate limits (see security.throttle.ThrottlePolicy)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    window: float = Field(60.0, gt=0, description="failures older than this are forgotten")
+    slowdown_after: int = Field(5, ge=1, description="per-peer failures before delays start")
+    base_delay: float = Field(0.25, ge=0)
+    max_delay: float = Field(5.0, ge=0)
+    block_after: int = Field(20, ge=1, description="per-peer failures that start a block")
+    block_seconds: float = Field(300.0, gt=0)
+    identity_block_after: int = Field(10, ge=1)
+    identity_block_seconds: float = Field(15.0, gt=0)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter="__",
+        extra="forbid",
+        validate_default=True,
+    )
+
+    data_dir: Path = DEFAULT_DATA_DIR
+    database_url: str | None = Field(
+        None, description="PostgreSQL or SQLite URL; default: SQLite file in the data dir"
+    )
+    host: str = "127.0.0.1"
+    ws_port: int = Field(9000, ge=0, le=65535)
+    api_port: int = Field(9080, ge=0, le=65535)
+    public_hostname: str = "localhost"
+    cpo_name: str = "ChargeWarden CPO"
+    # Profile 0 means no authentication at all: development only (SEC-02).
+    allow_profile_0: bool = False
+    heartbeat_interval: int = Field(300, ge=10, le=86400)
+    call_timeout: float = Field(30.0, gt=0, le=600)
+    max_message_bytes: int = Field(256 * 1024, ge=4096, le=16 * 1024 * 1024)
+    ping_interval: float | None = Field(60.0, gt=0)
+    ping_timeout: float | None = Field(30.0, gt=0)
+    log_format: Literal["text", "json"] = "text"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    throttle: ThrottleSettings = Field(default_factory=ThrottleSettings)
+
+    @field_validator("host", "public_hostname", "cpo_name")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be empty")
+        return value.strip()
+
+    @property
+    def effective_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return "sqlite+aiosqlite:///" + str((self.data_dir / "chargewarden.db").resolve())
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The TOML file is merged by load_settings() as init data below the flags, so only
+        # flags-and-file (init) and the environment are sources here.
+        return (env_settings, init_settings)
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as handle:
+            return tomllib.load(handle)
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+
+
+def _describe(exc: ValidationError, source: str) -> str:
+    lines = []
+    for error in exc.errors():
+        where = ".".join(str(part) for part in error["loc"]) or "(root)"
+        message = error["msg"]
+        if error["type"] == "extra_forbidden":
+            message = "unknown setting"
+        lines.append(f"{where}: {message}")
+    return f"invalid configuration ({source}): " + "; ".join(lines)
+
+
+def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
+    """Build the settings; flags (overrides with a value other than None) win over everything.
+
+    The environment wins over the file: the file is the operator's baseline, the environment
+    is how containers and CI adjust it.
+    """
+    path = config_file or (Path(os.environ[CONFIG_ENV]) if os.environ.get(CONFIG_ENV) else None)
+    file_data = _read_toml(path) if path else {}
+    flags = {key: value for key, value in overrides.items() if value is not None}
+    source = f"file {path}, environment and flags" if path else "environment and flags"
+    try:
+        # Environment over file: instantiate with the file first, then re-validate with flags.
+        base = Settings(**file_data)
+        if not flags:
+            return base
+        merged = base.model_dump() | flags
+        return Settings.model_validate(merged)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, source)) from None

@@ -1,0 +1,260 @@
+"""`chargewarden demo`: the CSMS with simulated stations on every profile this build supports.
+
+Demo stations own the identities starting with DEMO-. Each run gives them fresh secrets (only
+hashes are stored, so the previous run's secrets cannot be recovered, which is the point), so
+the demo works on a fresh checkout and on the tenth run alike.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from chargewarden.app import RunningCsms, start_csms
+from chargewarden.config import Settings
+from chargewarden.rpc.versions import OcppVersion
+from chargewarden.security.credentials import (
+    auth_key_to_hex,
+    generate_auth_key,
+    generate_password_201,
+    hash_secret,
+    secret_bytes_for_storage,
+)
+from chargewarden.simulator.config import StationConfig
+from chargewarden.simulator.runner import ConnectOutcome, StationRunner
+from chargewarden.stations import NewStation, register_station
+from chargewarden.store import Store
+from chargewarden.store.records import AuditRecord
+
+DEMO_ACTOR = "demo"
+ADMISSION_WAIT_SECONDS = 10.0
+
+
+@dataclass(frozen=True)
+class DemoStation:
+    identity: str
+    version: OcppVersion
+    profile: int
+    send_key_as_hex: bool = False
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class Impostor:
+    identity: str
+    version: OcppVersion
+    profile: int
+    note: str
+    expected_status: int
+
+
+DEMO_STATIONS = (
+    DemoStation("DEMO-16-P0", OcppVersion.V16, 0),
+    DemoStation("DEMO-16-P1", OcppVersion.V16, 1, note="AuthorizationKey as raw bytes"),
+    DemoStation(
+        "DEMO-16-HEX", OcppVersion.V16, 1, send_key_as_hex=True, note="key sent as 40-hex text"
+    ),
+    DemoStation("DEMO-201-P0", OcppVersion.V201, 0),
+    DemoStation("DEMO-201-P1", OcppVersion.V201, 1, note="BasicAuthPassword"),
+)
+IMPOSTORS = (
+    Impostor("DEMO-16-P1", OcppVersion.V16, 1, "impostor: wrong AuthorizationKey", 401),
+    Impostor("DEMO-201-P1", OcppVersion.V201, 1, "impostor: wrong password", 401),
+    Impostor("DEMO-201-P1", OcppVersion.V201, 0, "impostor: no credentials", 401),
+    Impostor("DEMO-NOBODY", OcppVersion.V16, 1, "unknown identity", 404),
+)
+
+
+@dataclass
+class DemoRow:
+    identity: str
+    version: OcppVersion
+    profile: int
+    note: str
+    outcome: str = "not tried"
+    why: str = ""
+    events: int = 0
+    as_expected: bool = False
+
+
+@dataclass
+class DemoRun:
+    running: RunningCsms
+    rows: list[DemoRow]
+    stop: asyncio.Event
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    @property
+    def all_as_expected(self) -> bool:
+        return all(row.as_expected for row in self.rows)
+
+    async def close(self) -> None:
+        self.stop.set()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+        await self.running.stop()
+
+
+async def _provision(store: Store, station: DemoStation) -> bytes | str | None:
+    """Register the demo station, or give the existing one a fresh secret; return the secret."""
+    secret: bytes | str | None = None
+    if station.profile in (1, 2):
+        secret = (
+            generate_auth_key() if station.version is OcppVersion.V16 else generate_password_201()
+        )
+    existing = await store.stations.get(station.identity)
+    if existing is None:
+        await register_station(
+            store,
+            NewStation(
+                identity=station.identity,
+                ocpp_version=station.version,
+                security_profile=station.profile,
+                auth_key_hex=auth_key_to_hex(secret) if isinstance(secret, bytes) else None,
+                password=secret if isinstance(secret, str) else None,
+                generate_secret=False,
+                serial_number=None,
+                cpo_name=None,
+                strict_password=False,
+            ),
+            actor=DEMO_ACTOR,
+        )
+        return secret
+    await store.stations.update(
+        station.identity,
+        ocpp_version=station.version,
+        security_profile=station.profile,
+        pending_profile=None,
+        credential_hash=(
+            hash_secret(secret_bytes_for_storage(station.version, secret)) if secret else None
+        ),
+        pending_credential_hash=None,
+    )
+    await store.audit.add(
+        AuditRecord(actor=DEMO_ACTOR, action="station.demo-reset", target=station.identity)
+    )
+    return secret
+
+
+def _config(
+    running: RunningCsms,
+    identity: str,
+    version: OcppVersion,
+    profile: int,
+    secret: bytes | str | None,
+    hex_key: bool = False,
+) -> StationConfig:
+    return StationConfig(
+        identity=identity,
+        ocpp_version=version,
+        url=running.ws_url,
+        security_profile=profile,
+        auth_key=secret if isinstance(secret, bytes) else None,
+        password=secret if isinstance(secret, str) else None,
+        send_key_as_hex=hex_key,
+        reconnect_backoff_initial=1.0,
+        reconnect_backoff_max=10.0,
+    )
+
+
+def _wrong_secret(version: OcppVersion) -> bytes | str:
+    return generate_auth_key() if version is OcppVersion.V16 else generate_password_201()
+
+
+async def _last_refusal(store: Store, identity: str) -> str:
+    for event in await store.events.list(station=identity, limit=5):
+        if event.source == "csms":
+            return f"{event.type}: {event.tech_info or ''}".strip()
+    return ""
+
+
+async def _wait_admitted(runner: StationRunner, timeout: float) -> ConnectOutcome | None:
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(timeout):
+            while True:
+                outcome = runner.state.first_outcome
+                if runner.state.booted.is_set() or (outcome is not None and not outcome.admitted):
+                    break
+                await asyncio.sleep(0.05)
+    return runner.state.first_outcome
+
+
+async def run_demo(settings: Settings, progress: Callable[[str], None]) -> DemoRun:
+    running = await start_csms(settings)
+    stop = asyncio.Event()
+    demo = DemoRun(running, [], stop)
+    try:
+        secrets: dict[str, bytes | str | None] = {}
+        for station in DEMO_STATIONS:
+            secrets[station.identity] = await _provision(running.store, station)
+        progress(
+            f"registered {len(DEMO_STATIONS)} demo stations; connecting them to {running.ws_url}"
+        )
+        runners: list[tuple[DemoStation, StationRunner]] = []
+        for station in DEMO_STATIONS:
+            runner = StationRunner(
+                _config(
+                    running,
+                    station.identity,
+                    station.version,
+                    station.profile,
+                    secrets[station.identity],
+                    station.send_key_as_hex,
+                )
+            )
+            runners.append((station, runner))
+            demo.tasks.append(asyncio.create_task(runner.run(stop)))
+        for station, runner in runners:
+            outcome = await _wait_admitted(runner, ADMISSION_WAIT_SECONDS)
+            row = DemoRow(station.identity, station.version, station.profile, station.note)
+            if outcome is not None and outcome.admitted:
+                row.outcome = "admitted"
+                row.why = f"boot {runner.state.boot_status or 'pending'}"
+                row.as_expected = runner.state.booted.is_set()
+            else:
+                row.outcome = f"refused {outcome.http_status if outcome else '-'}"
+                row.why = outcome.reason if outcome else "no answer"
+            demo.rows.append(row)
+
+        progress("letting impostors try")
+        for impostor in IMPOSTORS:
+            secret = None if impostor.profile == 0 else _wrong_secret(impostor.version)
+            probe = StationRunner(
+                _config(running, impostor.identity, impostor.version, impostor.profile, secret)
+            )
+            outcome = await probe.connect_once()
+            row = DemoRow(impostor.identity, impostor.version, impostor.profile, impostor.note)
+            if outcome.admitted:
+                row.outcome, row.why = "ADMITTED", "this must not happen"
+            else:
+                row.outcome = f"refused {outcome.http_status}"
+                row.why = await _last_refusal(running.store, impostor.identity) or outcome.reason
+                row.as_expected = outcome.http_status == impostor.expected_status
+            demo.rows.append(row)
+
+        # Give the admitted stations a moment to deliver StartupOfTheDevice.
+        await asyncio.sleep(0.5)
+        for row in demo.rows:
+            row.events = await running.store.events.count(station=row.identity)
+        return demo
+    except BaseException:
+        await demo.close()
+        raise
+
+
+def format_rows(rows: list[DemoRow]) -> list[list[str]]:
+    return [
+        [
+            row.identity,
+            str(row.version),
+            str(row.profile),
+            row.outcome,
+            (row.why + (f" ({row.note})" if row.note else ""))[:100],
+            str(row.events),
+        ]
+        for row in rows
+    ]
+
+
+DEMO_TABLE_HEADERS = ["station", "ocpp", "profile", "result", "why", "events"]

@@ -1,0 +1,161 @@
+"""What the CSMS does when a station calls it, independent of the OCPP version."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from chargewarden.rpc.errors import ErrorKind, RpcError
+from chargewarden.rpc.versions import OcppVersion
+from chargewarden.security.recorder import SecurityRecorder
+from chargewarden.store import Store
+from chargewarden.store.records import ConnectorStatusRecord, RegistrationStatus
+
+log = logging.getLogger(__name__)
+
+# How soon a Pending or Rejected station may boot again.
+BOOT_RETRY_SECONDS = 60
+
+
+@dataclass(slots=True)
+class StationSession:
+    """Per-connection state the call handlers share."""
+
+    identity: str
+    version: OcppVersion
+    peer: str
+    # Last BootNotification answer; carried over from the store on reconnect, because a
+    # station need not boot again on a fresh connection (OCPP-J 2.0.1 Part 4 §5.3).
+    boot_status: RegistrationStatus | None
+
+
+@dataclass(frozen=True, slots=True)
+class BootDecision:
+    status: RegistrationStatus
+    interval: int
+    current_time: datetime
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def format_time(moment: datetime) -> str:
+    """RFC 3339 in UTC with millisecond precision and a Z, as chargers parse best."""
+    return (
+        moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    )
+
+
+def parse_time(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+class StationCalls:
+    def __init__(self, store: Store, recorder: SecurityRecorder, heartbeat_interval: int) -> None:
+        self._store = store
+        self._recorder = recorder
+        self._heartbeat_interval = heartbeat_interval
+
+    def gate(self, session: StationSession, action: str) -> RpcError | None:
+        """RPC-08: after a Rejected boot only BootNotification is served."""
+        if session.boot_status is RegistrationStatus.REJECTED and action != "BootNotification":
+            return RpcError(ErrorKind.SECURITY, "BootNotification was rejected; boot again first")
+        return None
+
+    async def boot(
+        self,
+        session: StationSession,
+        *,
+        vendor: str,
+        model: str,
+        serial_number: str | None,
+        firmware_version: str | None,
+    ) -> BootDecision:
+        station = await self._store.stations.get(session.identity)
+        now = utc_now()
+        if station is None:
+            # Deleted while connected: refuse rather than serve a station we no longer know.
+            status = RegistrationStatus.REJECTED
+        elif station.registration_status is RegistrationStatus.REJECTED:
+            status = RegistrationStatus.REJECTED
+        elif (
+            station.registration_status is RegistrationStatus.PENDING
+            or station.needs_credential_update
+        ):
+            status = RegistrationStatus.PENDING
+        else:
+            status = RegistrationStatus.ACCEPTED
+        if station is not None:
+            if station.serial_number and serial_number and serial_number != station.serial_number:
+                log.warning(
+                    "station %s reports serial number %r, registered %r",
+                    session.identity,
+                    serial_number,
+                    station.serial_number,
+                )
+            await self._store.stations.update(
+                session.identity,
+                last_boot_status=status,
+                vendor=vendor,
+                model=model,
+                firmware_version=firmware_version,
+                last_seen=now,
+            )
+        session.boot_status = status
+        interval = (
+            self._heartbeat_interval
+            if status is RegistrationStatus.ACCEPTED
+            else BOOT_RETRY_SECONDS
+        )
+        return BootDecision(status, interval, now)
+
+    async def heartbeat(self, session: StationSession) -> datetime:
+        now = utc_now()
+        await self._store.stations.touch(session.identity, now)
+        return now
+
+    async def connector_status(
+        self,
+        session: StationSession,
+        *,
+        evse_id: int,
+        connector_id: int,
+        status: str,
+        error_code: str | None,
+        timestamp: datetime | None,
+    ) -> None:
+        await self._store.connectors.upsert(
+            ConnectorStatusRecord(
+                station_identity=session.identity,
+                evse_id=evse_id,
+                connector_id=connector_id,
+                status=status,
+                error_code=error_code,
+                updated_at=timestamp or utc_now(),
+            )
+        )
+
+    async def security_event(
+        self,
+        session: StationSession,
+        *,
+        event_type: str,
+        timestamp: datetime | None,
+        tech_info: str | None,
+    ) -> None:
+        await self._recorder.station(
+            session.identity,
+            session.version,
+            event_type,
+            timestamp or utc_now(),
+            tech_info,
+            session.peer,
+        )

@@ -1,0 +1,317 @@
+"""The station edge: WebSocket listeners, the admission handshake, and connection lifetimes.
+
+Everything that decides lives in `admission.admit()`; this module only gathers the facts
+(identity, scheme, peer, credentials, offered subprotocols), performs the slow or I/O steps
+admission asks for (store lookup, password verification, throttling), and acts on the verdict.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+import weakref
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from http import HTTPStatus
+from typing import Literal
+
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.datastructures import MultipleValuesError
+from websockets.exceptions import InvalidHeader
+from websockets.headers import parse_subprotocol
+from websockets.http11 import Request, Response
+
+from chargewarden.domain.station_calls import StationCalls, StationSession
+from chargewarden.gateway.admission import (
+    Accept,
+    AdmissionPolicy,
+    CheckPassword,
+    ConnectRequest,
+    Reject,
+    Transport,
+    admit,
+)
+from chargewarden.gateway.connection import StationConnection
+from chargewarden.gateway.identity import identity_from_path
+from chargewarden.gateway.registry import ConnectionInfo, ConnectionRegistry
+from chargewarden.security.basic_auth import parse_basic_authorization
+from chargewarden.security.events import CsmsEvent
+from chargewarden.security.recorder import SecurityRecorder
+from chargewarden.security.throttle import AdmissionThrottle
+from chargewarden.security.verifier import CredentialMatch, CredentialVerifier
+from chargewarden.store import Store
+from chargewarden.store.records import AuditRecord, StationRecord
+
+log = logging.getLogger(__name__)
+
+# Close code for the older of two connections with one identity: the newest wins.
+CLOSE_REPLACED = 4000
+SERVER_HEADER = "ChargeWarden"
+
+
+@dataclass(frozen=True, slots=True)
+class Listener:
+    host: str
+    port: int
+    scheme: Literal["ws", "wss"] = "ws"
+    ssl_context: ssl.SSLContext | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayOptions:
+    policy: AdmissionPolicy
+    call_timeout: float = 30.0
+    max_message_bytes: int = 256 * 1024
+    ping_interval: float | None = 60.0
+    ping_timeout: float | None = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class _Admitted:
+    accept: Accept
+    station: StationRecord
+    transport: Transport
+
+
+def _offered_subprotocols(request: Request) -> tuple[str, ...]:
+    offered: list[str] = []
+    for value in request.headers.get_all("Sec-WebSocket-Protocol"):
+        try:
+            offered.extend(parse_subprotocol(value))
+        except InvalidHeader:
+            continue
+    return tuple(offered)
+
+
+def _authorization(request: Request) -> tuple[bytes | None, bool]:
+    """(raw header bytes, present) — several Authorization headers count as malformed."""
+    try:
+        value = request.headers.get("Authorization")
+    except MultipleValuesError:
+        return None, True
+    if value is None:
+        return None, False
+    # websockets decoded the header as ISO-8859-1-compatible text; undo that to get the bytes.
+    return value.encode("latin-1", errors="surrogateescape"), True
+
+
+class Gateway:
+    def __init__(
+        self,
+        store: Store,
+        registry: ConnectionRegistry,
+        recorder: SecurityRecorder,
+        verifier: CredentialVerifier,
+        throttle: AdmissionThrottle,
+        calls: StationCalls,
+        options: GatewayOptions,
+    ) -> None:
+        self._store = store
+        self._registry = registry
+        self._recorder = recorder
+        self._verifier = verifier
+        self._throttle = throttle
+        self._calls = calls
+        self._options = options
+        self._admitted: weakref.WeakKeyDictionary[ServerConnection, _Admitted] = (
+            weakref.WeakKeyDictionary()
+        )
+        self._servers: list[Server] = []
+        # Strong references, so closing a replaced connection is not garbage-collected midway.
+        self._background: set[asyncio.Task[None]] = set()
+
+    async def start(self, listeners: list[Listener]) -> list[tuple[str, int]]:
+        """Open every listener; return the bound (host, port) pairs, in order."""
+        bound: list[tuple[str, int]] = []
+        for listener in listeners:
+            server = await serve(
+                self._handler,
+                listener.host,
+                listener.port,
+                ssl=listener.ssl_context,
+                process_request=lambda conn, req, lst=listener: self._process_request(
+                    conn, req, lst
+                ),
+                select_subprotocol=self._select_subprotocol,
+                compression="deflate",
+                max_size=self._options.max_message_bytes,
+                ping_interval=self._options.ping_interval,
+                ping_timeout=self._options.ping_timeout,
+                server_header=SERVER_HEADER,
+            )
+            self._servers.append(server)
+            sockname = next(iter(server.sockets)).getsockname()
+            bound.append((sockname[0], sockname[1]))
+            log.info(
+                "listening for %s stations on %s:%s", listener.scheme, sockname[0], sockname[1]
+            )
+        return bound
+
+    async def stop(self) -> None:
+        for server in self._servers:
+            server.close(close_connections=True)
+        for server in self._servers:
+            await server.wait_closed()
+        self._servers.clear()
+
+    async def _process_request(
+        self, connection: ServerConnection, request: Request, listener: Listener
+    ) -> Response | None:
+        if request.headers.get("Upgrade", "").lower() != "websocket":
+            return None  # not a WebSocket handshake; websockets answers 426
+        peer = str(connection.remote_address[0]) if connection.remote_address else "unknown"
+        identity = identity_from_path(request.path)
+        if identity is None:
+            self._throttle.record_failure("", peer)
+            await self._recorder.csms(
+                CsmsEvent.INVALID_IDENTITY,
+                identity=None,
+                peer=peer,
+                reason=f"path does not end in a valid station identity: {request.path[:120]!r}",
+            )
+            return connection.respond(HTTPStatus.NOT_FOUND, "Unknown charging station.\n")
+
+        decision = self._throttle.check(identity, peer)
+        if not decision.allowed:
+            response = connection.respond(
+                HTTPStatus.TOO_MANY_REQUESTS, "Too many failed attempts.\n"
+            )
+            response.headers["Retry-After"] = str(max(1, int(decision.retry_after + 0.999)))
+            return response
+        if decision.delay > 0:
+            await asyncio.sleep(decision.delay)
+
+        raw_authorization, present = _authorization(request)
+        credentials = parse_basic_authorization(raw_authorization)
+        connect = ConnectRequest(
+            identity=identity,
+            offered_subprotocols=_offered_subprotocols(request),
+            credentials=credentials,
+            malformed_authorization=present and credentials is None,
+        )
+        transport = Transport(listener.scheme, peer)
+        station = await self._store.stations.get(identity)
+        verdict = admit(station, transport, connect, self._options.policy)
+        if isinstance(verdict, CheckPassword):
+            assert station is not None
+            match = await self._verifier.verify(station, verdict.password)
+            verdict = admit(station, transport, connect, self._options.policy, match)
+
+        if isinstance(verdict, Reject):
+            return await self._refuse(connection, verdict, identity, peer, station)
+        assert isinstance(verdict, Accept) and station is not None
+        if verdict.credential in (CredentialMatch.CURRENT, CredentialMatch.PENDING):
+            self._throttle.record_success(identity, peer)
+        self._admitted[connection] = _Admitted(verdict, station, transport)
+        return None
+
+    async def _refuse(
+        self,
+        connection: ServerConnection,
+        verdict: Reject,
+        identity: str,
+        peer: str,
+        station: StationRecord | None,
+    ) -> Response:
+        block_started = self._throttle.record_failure(identity, peer)
+        await self._recorder.csms(
+            verdict.event,
+            identity=identity,
+            peer=peer,
+            reason=verdict.reason,
+            version=station.ocpp_version if station else None,
+        )
+        if block_started:
+            await self._recorder.csms(
+                CsmsEvent.RATE_LIMITED,
+                identity=identity,
+                peer=peer,
+                reason="repeated failed connection attempts; further attempts refused for a while",
+            )
+        # The station learns only the class of failure; the reason is in the security event.
+        text = (
+            "Unknown charging station.\n" if verdict.status == 404 else "Authentication failed.\n"
+        )
+        response = connection.respond(verdict.status, text)
+        for name, value in verdict.headers:
+            response.headers[name] = value
+        return response
+
+    def _select_subprotocol(self, connection: ServerConnection, offered: object) -> str | None:
+        admitted = self._admitted.get(connection)
+        if admitted is None or admitted.accept.version is None:
+            return None
+        return admitted.accept.version.subprotocol
+
+    async def _handler(self, websocket: ServerConnection) -> None:
+        admitted = self._admitted.pop(websocket, None)
+        if admitted is None:  # cannot happen: process_request admits every handshake
+            await websocket.close(1011, "not admitted")
+            return
+        accept, station = admitted.accept, admitted.station
+        peer = admitted.transport.peer
+        if accept.version is None:
+            await self._recorder.csms(
+                accept.close_event or CsmsEvent.NO_COMMON_SUBPROTOCOL,
+                identity=accept.identity,
+                peer=peer,
+                reason=accept.close_reason,
+                version=station.ocpp_version,
+            )
+            await websocket.close(1002, "no supported OCPP subprotocol")
+            return
+        now = datetime.now(UTC)
+        if accept.commits_pending_profile:
+            await self._commit_pending_profile(station, accept.profile)
+        session = StationSession(accept.identity, accept.version, peer, station.last_boot_status)
+        info = ConnectionInfo(
+            identity=accept.identity,
+            ocpp_version=accept.version,
+            security_profile=accept.profile,
+            connected_since=now,
+            peer=peer,
+            transport=admitted.transport.scheme,
+        )
+        link = StationConnection(
+            websocket, info, session, self._calls, self._recorder, self._options.call_timeout
+        )
+        previous = self._registry.register(link)
+        if previous is not None:
+            log.info("station %s reconnected; closing its older connection", accept.identity)
+            task = asyncio.create_task(
+                previous.close(CLOSE_REPLACED, "replaced by a newer connection")
+            )
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+        log.info(
+            "station %s connected (OCPP %s, profile %s, %s)",
+            accept.identity,
+            accept.version,
+            accept.profile,
+            peer,
+        )
+        try:
+            await self._store.stations.touch(accept.identity, now)
+            await link.serve()
+        finally:
+            self._registry.unregister(link)
+            log.info("station %s disconnected", accept.identity)
+
+    async def _commit_pending_profile(self, station: StationRecord, profile: int) -> None:
+        await self._store.stations.update(
+            station.identity, security_profile=profile, pending_profile=None
+        )
+        await self._store.audit.add(
+            AuditRecord(
+                actor="system",
+                action="station.profile.committed",
+                target=station.identity,
+                details={"from": station.security_profile, "to": profile},
+            )
+        )
+        log.info(
+            "station %s now on security profile %s; lower profiles are refused",
+            station.identity,
+            profile,
+        )

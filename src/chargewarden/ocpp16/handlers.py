@@ -1,0 +1,62 @@
+"""OCPP 1.6J: station-initiated calls translated to the domain."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from chargewarden.domain.station_calls import StationCalls, StationSession, format_time, parse_time
+from chargewarden.rpc.router import Handler
+
+Payload = dict[str, Any]
+
+
+def station_handlers(calls: StationCalls, session: StationSession) -> dict[str, Handler]:
+    async def boot_notification(payload: Payload) -> Payload:
+        decision = await calls.boot(
+            session,
+            vendor=payload["chargePointVendor"],
+            model=payload["chargePointModel"],
+            serial_number=payload.get("chargePointSerialNumber")
+            or payload.get("chargeBoxSerialNumber"),
+            firmware_version=payload.get("firmwareVersion"),
+        )
+        return {
+            "status": decision.status.value,
+            "currentTime": format_time(decision.current_time),
+            "interval": decision.interval,
+        }
+
+    async def heartbeat(payload: Payload) -> Payload:
+        return {"currentTime": format_time(await calls.heartbeat(session))}
+
+    async def status_notification(payload: Payload) -> Payload:
+        # 1.6 has no EVSE level: connector 0 is the charge point itself.
+        await calls.connector_status(
+            session,
+            evse_id=payload["connectorId"],
+            connector_id=payload["connectorId"],
+            status=payload["status"],
+            error_code=payload["errorCode"],
+            timestamp=parse_time(payload.get("timestamp")),
+        )
+        return {}
+
+    async def security_event_notification(payload: Payload) -> Payload:
+        await calls.security_event(
+            session,
+            event_type=payload["type"],
+            timestamp=parse_time(payload["timestamp"]),
+            tech_info=payload.get("techInfo"),
+        )
+        return {}
+
+    async def data_transfer(payload: Payload) -> Payload:
+        return {"status": "UnknownVendorId"}
+
+    return {
+        "BootNotification": boot_notification,
+        "Heartbeat": heartbeat,
+        "StatusNotification": status_notification,
+        "SecurityEventNotification": security_event_notification,
+        "DataTransfer": data_transfer,
+    }
