@@ -26,7 +26,7 @@ from chargewarden.simulator.config import StationConfig
 from chargewarden.simulator.runner import ConnectOutcome, StationRunner
 from chargewarden.stations import NewStation, register_station
 from chargewarden.store import Store
-from chargewarden.store.records import AuditRecord
+from chargewarden.store.records import AuditRecord, EventSource
 
 DEMO_ACTOR = "demo"
 ADMISSION_WAIT_SECONDS = 10.0
@@ -164,7 +164,7 @@ def _wrong_secret(version: OcppVersion) -> bytes | str:
 
 async def _last_refusal(store: Store, identity: str) -> str:
     for event in await store.events.list(station=identity, limit=5):
-        if event.source == "csms":
+        if event.source is EventSource.CSMS:
             return f"{event.type}: {event.tech_info or ''}".strip()
     return ""
 
@@ -236,7 +236,9 @@ async def run_demo(settings: Settings, progress: Callable[[str], None]) -> DemoR
         # Give the admitted stations a moment to deliver StartupOfTheDevice.
         await asyncio.sleep(0.5)
         for row in demo.rows:
-            row.events = await running.store.events.count(station=row.identity)
+            # Admitted rows: what the station reported; refused rows: what the CSMS recorded.
+            source = EventSource.STATION if row.outcome == "admitted" else EventSource.CSMS
+            row.events = await running.store.events.count(station=row.identity, source=source)
         return demo
     except BaseException:
         await demo.close()
@@ -257,4 +259,4 @@ def format_rows(rows: list[DemoRow]) -> list[list[str]]:
     ]
 
 
-DEMO_TABLE_HEADERS = ["station", "ocpp", "profile", "result", "why", "events"]
+DEMO_TABLE_HEADERS = ["station", "ocpp", "profile", "result", "why", "security events"]

@@ -1,0 +1,110 @@
+"""One connection's OCPP-J endpoint: incoming frames to the router or the call session.
+
+The gateway owns the socket and feeds every received message to `receive`, one at a time.
+Handling a CALL is awaited inside `receive`, which gives natural back-pressure and keeps the
+station to one CALL in flight; the price is that a handler must not await `call()` on its own
+endpoint (the answer could not be read until the handler returned). That mistake raises at
+once instead of hanging until the timeout; schedule follow-up calls as tasks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from chargewarden.rpc.errors import RpcError, error_code
+from chargewarden.rpc.frames import (
+    UNREADABLE_ID,
+    Call,
+    FrameError,
+    MessageType,
+    encode_error,
+    parse_frame,
+)
+from chargewarden.rpc.router import Gate, Handler, Router
+from chargewarden.rpc.session import CallSession, Send
+from chargewarden.rpc.versions import OcppVersion
+
+logger = logging.getLogger(__name__)
+
+_RESPONSE_TYPES = (MessageType.CALLRESULT, MessageType.CALLERROR)
+
+
+class RpcEndpoint:
+    def __init__(
+        self,
+        version: OcppVersion,
+        handlers: Mapping[str, Handler],
+        send: Send,
+        *,
+        call_timeout: float = 30.0,
+        gate: Gate | None = None,
+        on_rpc_error: Callable[[RpcError], None] | None = None,
+    ) -> None:
+        self.version = version
+        self.router = Router(version, handlers, gate=gate, on_invalid_request=self._report)
+        self.session = CallSession(version, send, default_timeout=call_timeout)
+        self._send = send
+        self._on_rpc_error = on_rpc_error
+        self._handling_task: asyncio.Task[Any] | None = None
+
+    async def receive(self, data: str | bytes) -> None:
+        """Process one received WebSocket message; send whatever answer it needs."""
+        try:
+            frame = parse_frame(data)
+        except RpcError as exc:
+            await self._frame_error(exc)
+            return
+        if type(frame) is Call:
+            self._handling_task = asyncio.current_task()
+            try:
+                reply = await self.router.dispatch(frame)
+            finally:
+                self._handling_task = None
+            await self._send(reply)
+        else:
+            self.session.deliver(frame)
+
+    # The timeout is the OCPP answer deadline, part of the StationLink.call contract, and is
+    # applied only to waiting for the answer (not to queueing), hence a parameter.
+    async def call(
+        self,
+        action: str,
+        payload: dict[str, Any],
+        timeout: float | None = None,  # noqa: ASYNC109
+    ) -> dict[str, Any]:
+        """Send a CALL to the station; see CallSession.call."""
+        if self._handling_task is not None and asyncio.current_task() is self._handling_task:
+            raise RuntimeError(
+                f"{action} called from inside a CALL handler would deadlock: the answer is read "
+                "only after the handler returns; run it in a task instead"
+            )
+        return await self.session.call(action, payload, timeout)
+
+    def close(self) -> None:
+        self.session.close()
+
+    def _report(self, exc: RpcError) -> None:
+        """Tell the owner about an invalid frame or a CALL that breaks its schema."""
+        if self._on_rpc_error is not None:
+            try:
+                self._on_rpc_error(exc)
+            except Exception:
+                # Recording the security event must not take the connection down with it.
+                logger.exception("on_rpc_error callback failed")
+
+    async def _frame_error(self, exc: RpcError) -> None:
+        unique_id = exc.unique_id or UNREADABLE_ID
+        logger.warning("invalid OCPP-J frame (message id %r): %s", unique_id, exc)
+        self._report(exc)
+        message_type = exc.message_type if isinstance(exc, FrameError) else None
+        if message_type in _RESPONSE_TYPES:
+            # A CALLERROR answers a CALL only; a broken answer fails our waiting call now
+            # instead of at its timeout.
+            if unique_id != UNREADABLE_ID:
+                self.session.deliver_invalid(unique_id, exc)
+            return
+        code = error_code(exc.kind, self.version)
+        await self._send(encode_error(unique_id, code, exc.description, exc.details))
