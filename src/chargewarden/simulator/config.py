@@ -1,0 +1,169 @@
+"""Static configuration of one simulated station.
+
+The configuration is what the station was provisioned with at the factory / installation. What the
+CSMS changes later (a rotated key, a raised security profile) lives in `StationCore`, so a config
+object can be shared and reused to power-cycle a station back to its factory state.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from urllib.parse import quote
+
+from chargewarden.rpc.versions import OcppVersion
+from chargewarden.security.basic_auth import basic_authorization_header
+
+# Schema limits of BootNotification (identical in 1.6 and 2.0.1); checked early so a bad fleet
+# definition fails at start-up instead of as a FormationViolation on every boot.
+_MAX_VENDOR = 20
+_MAX_MODEL = 20
+_MAX_SERIAL = 25
+_MAX_FIRMWARE = 50
+
+# Fields whose values must never appear in a repr, log line or exception message.
+_SECRET_FIELDS = frozenset({"auth_key", "password"})
+
+
+@dataclass(frozen=True, repr=False)
+class StationConfig:
+    identity: str
+    ocpp_version: OcppVersion
+    url: str
+    security_profile: int = 1
+    # 1.6 AuthorizationKey as raw bytes (16–20 bytes on a correct station; not enforced so tests
+    # can present deliberately wrong keys).
+    auth_key: bytes | None = None
+    # 2.0.1 SecurityCtrlr.BasicAuthPassword.
+    password: str | None = None
+    # Interop mode seen in the field: put the 40-hex text of the key on the wire, not its bytes.
+    send_key_as_hex: bool = False
+    vendor: str = "ChargeWarden"
+    model: str = "SimStation"
+    serial_number: str = ""  # "" → the identity (see __post_init__)
+    firmware_version: str = "1.0.0"
+    # Overrides the interval the CSMS hands out (tests and benchmarks want sub-second beats).
+    heartbeat_interval: float | None = None
+    # Test hook: offer these subprotocols instead of the version's own (e.g. only "ocpp9").
+    offered_subprotocols: tuple[str, ...] | None = None
+    # Test hook: Basic-auth username other than the identity.
+    username: str | None = None
+    # Boot again on every fresh connection (what a charger does after a power cycle). False:
+    # a reconnect after an accepted boot goes straight to heartbeats (OCPP-J 2.0.1 §5.3).
+    boot_on_reconnect: bool = True
+    # URL used once the security profile is 2 or 3 (after an upgrade the station moves to wss).
+    tls_url: str | None = None
+    connector_count: int = 1
+    cpo_name: str = ""
+    # Retry interval when the CSMS answers a boot with interval 0; None → 30 s.
+    boot_retry_interval: float | None = None
+    reconnect_backoff_initial: float = 1.0
+    reconnect_backoff_max: float = 60.0
+    # Prerequisites for raising the security profile (whitepaper A05.FR.03/04); None → inferred
+    # from the provisioned profile (a profile-2/3 station obviously trusts the CSMS root).
+    csms_root_installed: bool | None = None
+    station_certificate_installed: bool | None = None
+    security_log_size: int = 1000
+
+    def __post_init__(self) -> None:
+        # Accept "1.6" / "ocpp2.0.1" from a CLI or a TOML file as well as the enum.
+        if not isinstance(self.ocpp_version, OcppVersion):
+            object.__setattr__(self, "ocpp_version", OcppVersion.parse(str(self.ocpp_version)))
+        if self.offered_subprotocols is not None:
+            object.__setattr__(self, "offered_subprotocols", tuple(self.offered_subprotocols))
+        if not self.serial_number:
+            object.__setattr__(self, "serial_number", self.identity)
+        if not self.identity:
+            raise ValueError("identity must not be empty")
+        if self.security_profile not in (0, 1, 2, 3):
+            raise ValueError(f"security_profile must be 0..3, got {self.security_profile}")
+        if self.connector_count < 1:
+            raise ValueError("connector_count must be at least 1")
+        if self.heartbeat_interval is not None and self.heartbeat_interval <= 0:
+            raise ValueError("heartbeat_interval must be positive")
+        if not 0 < self.reconnect_backoff_initial <= self.reconnect_backoff_max:
+            raise ValueError("need 0 < reconnect_backoff_initial <= reconnect_backoff_max")
+        if self.auth_key is not None and not isinstance(self.auth_key, bytes):
+            raise TypeError("auth_key must be bytes (the raw AuthorizationKey)")
+        for name, value, limit in (
+            ("vendor", self.vendor, _MAX_VENDOR),
+            ("model", self.model, _MAX_MODEL),
+            ("firmware_version", self.firmware_version, _MAX_FIRMWARE),
+        ):
+            if len(value) > limit:
+                raise ValueError(f"{name} longer than {limit} characters (BootNotification)")
+
+    def __repr__(self) -> str:
+        parts = []
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if f.name in _SECRET_FIELDS:
+                shown = "None" if value is None else "'***'"
+            else:
+                shown = repr(value)
+            parts.append(f"{f.name}={shown}")
+        return f"StationConfig({', '.join(parts)})"
+
+    __str__ = __repr__
+
+    @property
+    def effective_username(self) -> str:
+        return self.username if self.username is not None else self.identity
+
+    @property
+    def subprotocols(self) -> tuple[str, ...]:
+        if self.offered_subprotocols is not None:
+            return self.offered_subprotocols
+        return (self.ocpp_version.subprotocol,)
+
+    def boot_serial_number(self) -> str | None:
+        """Serial number as it may go into BootNotification (omitted when over the schema limit,
+        which happens when it defaults to a long identity)."""
+        return self.serial_number if len(self.serial_number) <= _MAX_SERIAL else None
+
+    def auth_header(self) -> str | None:
+        """The Authorization header the station presents with its provisioned credentials."""
+        return basic_auth_header(
+            version=self.ocpp_version,
+            security_profile=self.security_profile,
+            username=self.effective_username,
+            auth_key=self.auth_key,
+            password=self.password,
+            send_key_as_hex=self.send_key_as_hex,
+        )
+
+    def connection_url(self, security_profile: int | None = None) -> str:
+        """Base URL (plain or TLS, by profile) + the percent-encoded identity as last segment."""
+        profile = self.security_profile if security_profile is None else security_profile
+        base = self.tls_url if profile >= 2 and self.tls_url else self.url
+        return f"{base.rstrip('/')}/{quote(self.identity, safe='')}"
+
+
+def basic_auth_header(
+    *,
+    version: OcppVersion,
+    security_profile: int,
+    username: str,
+    auth_key: bytes | None,
+    password: str | None,
+    send_key_as_hex: bool = False,
+    key_hex_text: str | None = None,
+) -> str | None:
+    """Basic header for profiles 1/2; None for 0 (no auth) and 3 (client certificate).
+
+    1.6 puts the raw AuthorizationKey bytes on the wire (OCPP-J 1.6 §6.2.2); interop mode sends
+    the hex text instead (`key_hex_text` keeps the exact text the CSMS sent, case included).
+    2.0.1 sends BasicAuthPassword as UTF-8. No credential → no header, so tests can exercise the
+    CSMS's "missing credentials" branch.
+    """
+    if security_profile not in (1, 2):
+        return None
+    if version is OcppVersion.V16:
+        if auth_key is None:
+            return None
+        secret = (key_hex_text or auth_key.hex().upper()).encode() if send_key_as_hex else auth_key
+    else:
+        if password is None:
+            return None
+        secret = password.encode("utf-8")
+    return basic_authorization_header(username, secret)

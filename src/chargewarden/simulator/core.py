@@ -1,0 +1,386 @@
+"""Sans-I/O logic of one simulated station.
+
+`StationCore` knows what a correct station says and how it reacts, for OCPP 1.6J (+ Security
+Whitepaper ed.3) and OCPP 2.0.1; it never touches a socket or sleeps, and reads time only from the
+injected clock. The runner feeds it CSMS calls (through `handlers()`) and responses, and drains
+what it wants sent (`take_outgoing()`) and whether it wants a new connection
+(`reconnect_requested`). Version-specific configuration handling lives in `settings16` /
+`settings201`; this module holds what both versions share.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, NamedTuple
+
+from chargewarden.rpc.versions import OcppVersion
+from chargewarden.security.credentials import AUTH_KEY_MAX_BYTES, AUTH_KEY_MIN_BYTES
+from chargewarden.security.events import classify
+from chargewarden.simulator.config import StationConfig, basic_auth_header
+from chargewarden.simulator.settings16 import Settings16
+from chargewarden.simulator.settings201 import Settings201
+from chargewarden.simulator.values import (
+    is_valid_password,
+    ocpp_timestamp,
+    parse_key_hex,
+    parse_non_negative_int,
+    utc_now,
+)
+
+Payload = dict[str, Any]
+Handler = Callable[[Payload], Awaitable[Payload]]
+Clock = Callable[[], datetime]
+
+DEFAULT_HEARTBEAT_INTERVAL = 300
+DEFAULT_BOOT_RETRY = 30.0
+_TECH_INFO_MAX = 255  # SecurityEventNotification.techInfo maxLength, both versions
+
+# Messages that only make sense on the connection they were produced for; a new connection
+# produces fresh ones, so stale copies are dropped instead of replayed.
+_CONNECTION_SCOPED = frozenset({"BootNotification", "Heartbeat", "StatusNotification"})
+
+
+def is_critical_event(version: OcppVersion, event_type: str) -> bool:
+    """Critical events are pushed to the CSMS; the rest only go to the station's security log
+    (whitepaper §8; 2.0.1 Part 2 Appendix 1). The CSMS's catalogue is the one source."""
+    return classify(version, event_type).critical
+
+
+class RegistrationStatus(StrEnum):
+    ACCEPTED = "Accepted"
+    PENDING = "Pending"
+    REJECTED = "Rejected"
+
+
+class SecurityLogEntry(NamedTuple):
+    time: datetime
+    type: str
+    tech_info: str | None
+
+
+@dataclass
+class _Outgoing:
+    action: str
+    payload: Payload
+    # A message the CSMS asked for with TriggerMessage may be sent while the boot is Pending
+    # (2.0.1 B02.FR.02); anything else waits for Accepted.
+    triggered: bool
+
+
+class StationCore:
+    """State and behaviour of one station; one instance per simulated station."""
+
+    def __init__(self, config: StationConfig, clock: Clock = utc_now) -> None:
+        self.config = config
+        self.version = config.ocpp_version
+        self._clock = clock
+        self.security_profile = config.security_profile
+        self.cpo_name = config.cpo_name
+        self._auth_key = config.auth_key
+        self._key_hex_text: str | None = None  # exact text of a CSMS-set key, for hex interop
+        self._password = config.password
+        self.csms_root_installed = (
+            config.csms_root_installed
+            if config.csms_root_installed is not None
+            else config.security_profile >= 2
+        )
+        self.station_certificate_installed = (
+            config.station_certificate_installed
+            if config.station_certificate_installed is not None
+            else config.security_profile == 3
+        )
+        self.registration: RegistrationStatus | None = None
+        self.heartbeat_setting = DEFAULT_HEARTBEAT_INTERVAL  # what HeartbeatInterval reads back
+        self.retry_interval = config.boot_retry_interval or DEFAULT_BOOT_RETRY
+        self.security_log: deque[SecurityLogEntry] = deque(maxlen=config.security_log_size)
+        self.reconnect_requested = False
+        self.reconnect_reason = ""
+        self.last_csms_time: str | None = None
+        self._outgoing: deque[_Outgoing] = deque()
+        self._powered_up = True  # StartupOfTheDevice still due
+        self._boot_reason = "PowerUp"
+        self._previous_profile: int | None = None  # fallback target while an upgrade is unproven
+        self.settings: Settings16 | Settings201 = (
+            Settings16(self) if self.version is OcppVersion.V16 else Settings201(self)
+        )
+
+    # ---- what the runner reads -------------------------------------------------------------
+
+    def now(self) -> datetime:
+        return self._clock()
+
+    @property
+    def heartbeat_interval(self) -> float:
+        if self.config.heartbeat_interval is not None:
+            return self.config.heartbeat_interval
+        return float(self.heartbeat_setting or DEFAULT_HEARTBEAT_INTERVAL)
+
+    @property
+    def auth_key(self) -> bytes | None:
+        return self._auth_key
+
+    @property
+    def password(self) -> str | None:
+        return self._password
+
+    def auth_header(self) -> str | None:
+        """Authorization header with the credentials currently in force (rotations included)."""
+        return basic_auth_header(
+            version=self.version,
+            security_profile=self.security_profile,
+            username=self.config.effective_username,
+            auth_key=self._auth_key,
+            password=self._password,
+            send_key_as_hex=self.config.send_key_as_hex,
+            key_hex_text=self._key_hex_text,
+        )
+
+    def connection_url(self) -> str:
+        return self.config.connection_url(self.security_profile)
+
+    def handlers(self) -> dict[str, Handler]:
+        return self.settings.handlers()
+
+    # ---- connection lifecycle ----------------------------------------------------------------
+
+    def on_connected(self, now: datetime) -> bool:
+        """A connection was admitted. Returns True when a BootNotification must come first."""
+        self._previous_profile = None  # the raised profile worked: no more fallback (A05.FR.07)
+        self.reconnect_requested = False
+        self.reconnect_reason = ""
+        self._outgoing = deque(m for m in self._outgoing if m.action not in _CONNECTION_SCOPED)
+        accepted_before = self.registration is RegistrationStatus.ACCEPTED
+        if self.config.boot_on_reconnect or self._powered_up or not accepted_before:
+            self.registration = None
+            return True
+        # Reconnect without a new boot (OCPP-J 2.0.1 §5.3): report connector state again.
+        for action, payload in self.status_notification_requests(now):
+            self._queue(action, payload)
+        return False
+
+    def on_connect_failed(self, now: datetime) -> None:
+        """A connection attempt failed; after a fresh profile raise, fall back (A05.FR.08)."""
+        if self._previous_profile is None:
+            return
+        raised, self.security_profile = self.security_profile, self._previous_profile
+        self._previous_profile = None
+        self.log_security_event(
+            "ReconfigurationOfSecurityParameters",
+            now,
+            f"could not connect with SecurityProfile {raised}; fell back to "
+            f"{self.security_profile}",
+        )
+
+    # ---- requests the station sends ----------------------------------------------------------
+
+    def boot_request(self) -> tuple[str, Payload]:
+        cfg = self.config
+        serial = cfg.boot_serial_number()
+        if self.version is OcppVersion.V16:
+            payload: Payload = {
+                "chargePointVendor": cfg.vendor,
+                "chargePointModel": cfg.model,
+                "firmwareVersion": cfg.firmware_version,
+            }
+            if serial is not None:
+                payload["chargePointSerialNumber"] = serial
+            return "BootNotification", payload
+        station: Payload = {
+            "model": cfg.model,
+            "vendorName": cfg.vendor,
+            "firmwareVersion": cfg.firmware_version,
+        }
+        if serial is not None:
+            station["serialNumber"] = serial
+        return "BootNotification", {"reason": self._boot_reason, "chargingStation": station}
+
+    def on_boot_response(self, payload: Payload, now: datetime) -> RegistrationStatus:
+        status = RegistrationStatus(payload["status"])
+        interval = int(payload.get("interval", 0))
+        self.last_csms_time = payload.get("currentTime")
+        self.registration = status
+        if status is RegistrationStatus.ACCEPTED:
+            # interval 0 means "keep your own" (1.6 §4.2, 2.0.1 B01.FR.04).
+            if interval > 0:
+                self.heartbeat_setting = interval
+            self._boot_reason = "PowerUp"
+            for action, request in self.status_notification_requests(now):
+                self._queue(action, request)
+            if self._powered_up:
+                self._powered_up = False
+                self.record_security_event("StartupOfTheDevice", now)
+        else:
+            default_retry = self.config.boot_retry_interval or DEFAULT_BOOT_RETRY
+            self.retry_interval = float(interval) if interval > 0 else default_retry
+        return status
+
+    def on_response(self, action: str, response: Payload, now: datetime) -> None:
+        """Response to a queued call (triggered boots change the registration too)."""
+        if action == "BootNotification":
+            self.on_boot_response(response, now)
+        elif action == "Heartbeat":
+            self.last_csms_time = response.get("currentTime")
+
+    def heartbeat_request(self) -> tuple[str, Payload]:
+        return "Heartbeat", {}
+
+    def status_notification_requests(
+        self, now: datetime, connector: int | None = None
+    ) -> list[tuple[str, Payload]]:
+        """An "Available" StatusNotification per connector (1.6) / per EVSE's connector 1 (2.0.1);
+        `connector` (1.6 connectorId, 2.0.1 evseId) narrows it to one."""
+        ids = [connector] if connector is not None else range(1, self.config.connector_count + 1)
+        stamp = ocpp_timestamp(now)
+        if self.version is OcppVersion.V16:
+            return [
+                (
+                    "StatusNotification",
+                    {
+                        "connectorId": i,
+                        "errorCode": "NoError",
+                        "status": "Available",
+                        "timestamp": stamp,
+                    },
+                )
+                for i in ids
+            ]
+        return [
+            (
+                "StatusNotification",
+                {"timestamp": stamp, "connectorStatus": "Available", "evseId": i, "connectorId": 1},
+            )
+            for i in ids
+        ]
+
+    def security_event_request(
+        self, event_type: str, now: datetime, tech_info: str | None = None
+    ) -> tuple[str, Payload]:
+        """SecurityEventNotification for `event_type`; the event also enters the security log."""
+        tech_info = self.log_security_event(event_type, now, tech_info)
+        payload: Payload = {"type": event_type, "timestamp": ocpp_timestamp(now)}
+        if tech_info is not None:
+            payload["techInfo"] = tech_info
+        return "SecurityEventNotification", payload
+
+    def log_security_event(
+        self, event_type: str, now: datetime, tech_info: str | None = None
+    ) -> str | None:
+        """Security log only (no notification). Callers must never pass secret material."""
+        if tech_info is not None:
+            tech_info = tech_info[:_TECH_INFO_MAX]
+        self.security_log.append(SecurityLogEntry(now, event_type, tech_info))
+        return tech_info
+
+    def record_security_event(
+        self, event_type: str, now: datetime, tech_info: str | None = None
+    ) -> None:
+        """Log the event and, when it is critical for this version, queue its notification."""
+        if is_critical_event(self.version, event_type):
+            self._queue(*self.security_event_request(event_type, now, tech_info))
+        else:
+            self.log_security_event(event_type, now, tech_info)
+
+    # ---- outgoing queue ----------------------------------------------------------------------
+
+    def _queue(self, action: str, payload: Payload, *, triggered: bool = False) -> None:
+        self._outgoing.append(_Outgoing(action, payload, triggered))
+
+    def queue_triggered(self, action: str, payload: Payload) -> None:
+        self._queue(action, payload, triggered=True)
+
+    def has_outgoing(self) -> bool:
+        return any(self._sendable(m) for m in self._outgoing)
+
+    def _sendable(self, message: _Outgoing) -> bool:
+        if self.registration is RegistrationStatus.ACCEPTED:
+            return True
+        return self.registration is RegistrationStatus.PENDING and message.triggered
+
+    def take_outgoing(self) -> list[tuple[str, Payload]]:
+        """Calls that may be sent now, oldest first; the rest stay queued (store and forward)."""
+        ready = [m for m in self._outgoing if self._sendable(m)]
+        self._outgoing = deque(m for m in self._outgoing if not self._sendable(m))
+        return [(m.action, m.payload) for m in ready]
+
+    def requeue(self, messages: list[tuple[str, Payload]]) -> None:
+        """Put taken-but-undelivered calls back at the head of the queue (connection lost while
+        sending): a security event may then arrive twice, but is never lost."""
+        for action, payload in reversed(messages):
+            self._outgoing.appendleft(_Outgoing(action, payload, triggered=False))
+
+    # ---- changes requested by the CSMS (used by the settings modules) ------------------------
+
+    def request_reconnect(self, reason: str) -> None:
+        self.reconnect_requested = True
+        self.reconnect_reason = reason
+
+    def set_heartbeat_interval(self, text: str) -> bool:
+        value = parse_non_negative_int(text)
+        if value is None:
+            return False
+        self.heartbeat_setting = value
+        return True
+
+    def change_auth_key(self, hex_text: str) -> bool:
+        """1.6 AuthorizationKey: 16–20 bytes as hex (whitepaper §7.2). Accepted → reconnect."""
+        key = parse_key_hex(hex_text)
+        if key is None:
+            return False
+        self._auth_key = key
+        self._key_hex_text = hex_text
+        now = self._clock()
+        # A01.FR.11/12: log the change, never the key.
+        self.log_security_event(
+            "ReconfigurationOfSecurityParameters", now, "AuthorizationKey changed"
+        )
+        self.request_reconnect("AuthorizationKey changed")
+        return True
+
+    def change_password(self, password: str) -> bool:
+        """2.0.1 BasicAuthPassword: 16–40 chars of identifierString's set (TC_A_01_CS)."""
+        if not is_valid_password(password):
+            return False
+        self._password = password
+        self.log_security_event(
+            "ReconfigurationOfSecurityParameters", self._clock(), "BasicAuthPassword changed"
+        )
+        self.request_reconnect("BasicAuthPassword changed")
+        return True
+
+    def raise_security_profile(self, text: str) -> bool:
+        """1.6 SecurityProfile: only up, and only with its prerequisites (whitepaper A05)."""
+        new = parse_non_negative_int(text)
+        if new is None or new > 3 or new <= self.security_profile:  # A05.FR.01
+            return False
+        key = self._auth_key
+        if new in (1, 2) and not (key and AUTH_KEY_MIN_BYTES <= len(key) <= AUTH_KEY_MAX_BYTES):
+            return False  # A05.FR.02: no usable AuthorizationKey
+        if new in (2, 3) and not self.csms_root_installed:
+            return False  # A05.FR.03
+        if new == 3 and not self.station_certificate_installed:
+            return False  # A05.FR.04
+        self._previous_profile = self.security_profile
+        self.security_profile = new
+        self.log_security_event(
+            "ReconfigurationOfSecurityParameters", self._clock(), f"SecurityProfile raised to {new}"
+        )
+        self.request_reconnect(f"SecurityProfile raised to {new}")  # A05.FR.06/07
+        return True
+
+    def reset(self, kind: str) -> None:
+        """Reboot: the next connection boots afresh and reports StartupOfTheDevice again."""
+        now = self._clock()
+        self._powered_up = True
+        self._boot_reason = "RemoteReset"
+        self.record_security_event("ResetOrReboot", now, f"Reset requested by CSMS: {kind}")
+        self.request_reconnect(f"Reset {kind}")
+
+    def trigger_boot(self) -> None:
+        action, payload = self.boot_request()
+        if self.version is OcppVersion.V201:
+            payload = {**payload, "reason": "Triggered"}
+        self.queue_triggered(action, payload)
