@@ -32,6 +32,23 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str, ensure_ascii=False)
 
 
+def _drop_debug(record: logging.LogRecord) -> bool:
+    return record.levelno > logging.DEBUG
+
+
+def wire_logger(name: str) -> logging.Logger:
+    """A logger for websockets connections that never emits DEBUG records.
+
+    websockets logs every handshake header (Authorization included) and every frame (a
+    ChangeConfiguration AuthorizationKey included) at DEBUG; passing this logger to
+    serve()/connect() drops those records whatever level the application runs at.
+    """
+    logger = logging.getLogger(name)
+    if _drop_debug not in logger.filters:
+        logger.addFilter(_drop_debug)
+    return logger
+
+
 def configure_logging(level: str = "INFO", fmt: str = "text") -> None:
     handler = logging.StreamHandler(sys.stderr)
     if fmt == "json":

@@ -35,6 +35,7 @@ from chargewarden.gateway.admission import (
 from chargewarden.gateway.connection import StationConnection
 from chargewarden.gateway.identity import identity_from_path
 from chargewarden.gateway.registry import ConnectionInfo, ConnectionRegistry
+from chargewarden.logs import wire_logger
 from chargewarden.security.basic_auth import parse_basic_authorization
 from chargewarden.security.events import CsmsEvent
 from chargewarden.security.recorder import SecurityRecorder
@@ -139,6 +140,7 @@ class Gateway:
                 ping_interval=self._options.ping_interval,
                 ping_timeout=self._options.ping_timeout,
                 server_header=SERVER_HEADER,
+                logger=wire_logger("chargewarden.gateway.websockets"),
             )
             self._servers.append(server)
             sockname = next(iter(server.sockets)).getsockname()

@@ -6,7 +6,6 @@ security events) sit in one place. Secrets go to websockets only, never to a log
 
 from __future__ import annotations
 
-import logging
 import ssl
 from dataclasses import dataclass
 from typing import Any
@@ -15,19 +14,11 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import InvalidHandshake, InvalidStatus
 from websockets.typing import Subprotocol
 
+from chargewarden.logs import wire_logger
 from chargewarden.rpc.versions import OcppVersion
 from chargewarden.simulator.core import StationCore
 
-
-def _no_debug(record: logging.LogRecord) -> bool:
-    return record.levelno > logging.DEBUG
-
-
-# websockets logs every handshake header (Authorization included) and every frame (a CSMS's
-# ChangeConfiguration AuthorizationKey included) at DEBUG. Station connections log through this
-# logger, which drops those records whatever level the application configures.
-_wire_logger = logging.getLogger("chargewarden.simulator.websockets")
-_wire_logger.addFilter(_no_debug)
+_wire_logger = wire_logger("chargewarden.simulator.websockets")
 
 _REASON_MAX = 300  # a refusal body is diagnostic text; keep reports readable
 # OpenSSL reasons meaning "no TLS version in common" (the CSMS offers only TLS < 1.2).
