@@ -70,7 +70,9 @@ async def start_station(stack: dict[str, Any], config: StationConfig) -> Station
 
 def station_config(running: RunningCsms, identity: str, version: OcppVersion) -> StationConfig:
     secret: dict[str, Any] = (
-        {"auth_key": bytes.fromhex(KEY_HEX)} if version is OcppVersion.V16 else {"password": PASSWORD}
+        {"auth_key": bytes.fromhex(KEY_HEX)}
+        if version is OcppVersion.V16
+        else {"password": PASSWORD}
     )
     return StationConfig(identity=identity, ocpp_version=version, url=running.ws_url, **secret)
 
@@ -79,7 +81,12 @@ async def register_via_api(stack: dict[str, Any]) -> None:
     client: httpx.AsyncClient = stack["client"]
     for body in (
         {"identity": "E2E-16", "ocpp_version": "1.6", "security_profile": 1, "auth_key": KEY_HEX},
-        {"identity": "E2E-201", "ocpp_version": "2.0.1", "security_profile": 1, "password": PASSWORD},
+        {
+            "identity": "E2E-201",
+            "ocpp_version": "2.0.1",
+            "security_profile": 1,
+            "password": PASSWORD,
+        },
     ):
         created = await client.post("/api/stations", json=body, headers=stack["admin"])
         assert created.status_code == 201, created.text
@@ -97,7 +104,10 @@ async def test_api_call_reaches_a_live_simulated_station(stack: dict[str, Any]) 
 
     config = await client.post(
         "/api/stations/E2E-16/call",
-        json={"action": "GetConfiguration", "payload": {"key": ["HeartbeatInterval", "AuthorizationKey"]}},
+        json={
+            "action": "GetConfiguration",
+            "payload": {"key": ["HeartbeatInterval", "AuthorizationKey"]},
+        },
         headers=stack["admin"],
     )
     assert config.status_code == 200, config.text
@@ -113,7 +123,10 @@ async def test_api_call_reaches_a_live_simulated_station(stack: dict[str, Any]) 
             "action": "GetVariables",
             "payload": {
                 "getVariableData": [
-                    {"component": {"name": "OCPPCommCtrlr"}, "variable": {"name": "HeartbeatInterval"}}
+                    {
+                        "component": {"name": "OCPPCommCtrlr"},
+                        "variable": {"name": "HeartbeatInterval"},
+                    }
                 ]
             },
         },
@@ -158,7 +171,9 @@ async def test_sec_05_secrets_never_in_database_logs_or_api(
     # A wrong password is logged as a refusal; the attempted password must not be.
     impostor = StationRunner(
         StationConfig(
-            identity="E2E-201", ocpp_version=OcppVersion.V201, url=running.ws_url,
+            identity="E2E-201",
+            ocpp_version=OcppVersion.V201,
+            url=running.ws_url,
             password="Wrong-Pass-Word-777",
         )
     )
@@ -167,7 +182,10 @@ async def test_sec_05_secrets_never_in_database_logs_or_api(
     listed = await client.get("/api/stations", headers=stack["viewer"])
     audit = await running.store.audit.list(limit=100)
     forbidden = [
-        KEY_HEX, KEY_HEX.lower(), PASSWORD, "Wrong-Pass-Word-777",
+        KEY_HEX,
+        KEY_HEX.lower(),
+        PASSWORD,
+        "Wrong-Pass-Word-777",
         base64.b64encode(b"E2E-16:" + bytes.fromhex(KEY_HEX)).decode(),
         base64.b64encode(f"E2E-201:{PASSWORD}".encode()).decode(),
     ]

@@ -73,6 +73,7 @@ class StationConnection:
             call_timeout=call_timeout,
             gate=lambda action: calls.gate(session, action),
             on_rpc_error=self._on_rpc_error,
+            trace_name=info.identity,
         )
 
     @property

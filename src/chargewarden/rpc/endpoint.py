@@ -25,6 +25,7 @@ from chargewarden.rpc.frames import (
 )
 from chargewarden.rpc.router import Gate, Handler, Router
 from chargewarden.rpc.session import CallSession, Send
+from chargewarden.rpc.trace import trace_frame, trace_text, tracing
 from chargewarden.rpc.versions import OcppVersion
 
 logger = logging.getLogger(__name__)
@@ -42,21 +43,32 @@ class RpcEndpoint:
         call_timeout: float = 30.0,
         gate: Gate | None = None,
         on_rpc_error: Callable[[RpcError], None] | None = None,
+        trace_name: str = "",
     ) -> None:
         self.version = version
+        self._trace_name = trace_name
         self.router = Router(version, handlers, gate=gate, on_invalid_request=self._report)
-        self.session = CallSession(version, send, default_timeout=call_timeout)
-        self._send = send
+        self._raw_send = send
+        self.session = CallSession(version, self._send, default_timeout=call_timeout)
         self._on_rpc_error = on_rpc_error
         self._handling_task: asyncio.Task[Any] | None = None
+
+    async def _send(self, text: str) -> None:
+        if tracing():
+            trace_text(self._trace_name, ">", text)
+        await self._raw_send(text)
 
     async def receive(self, data: str | bytes) -> None:
         """Process one received WebSocket message; send whatever answer it needs."""
         try:
             frame = parse_frame(data)
         except RpcError as exc:
+            if tracing():
+                trace_text(self._trace_name, "<", data)
             await self._frame_error(exc)
             return
+        if tracing():
+            trace_frame(self._trace_name, "<", frame)
         if type(frame) is Call:
             self._handling_task = asyncio.current_task()
             try:
