@@ -1,0 +1,128 @@
+"""ORM tables. Migrations create the schema; ``tests`` check these classes still match them.
+
+Rows never leave the store: ``mapping`` turns them into the records in ``records``.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    CheckConstraint,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    false,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from chargewarden.store.coltypes import BigId, UTCDateTime
+
+# Deterministic constraint names: Alembic needs them to drop or alter constraints later, and
+# SQLite's batch migrations cannot find unnamed ones.
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class StationRow(Base):
+    __tablename__ = "stations"
+    __table_args__ = (
+        CheckConstraint("length(identity) BETWEEN 1 AND 48", name="identity_length"),
+        CheckConstraint("security_profile BETWEEN 0 AND 3", name="security_profile_range"),
+        CheckConstraint(
+            "pending_profile IS NULL OR pending_profile BETWEEN 0 AND 3",
+            name="pending_profile_range",
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    identity: Mapped[str] = mapped_column(String, unique=True)
+    ocpp_version: Mapped[str] = mapped_column(String)
+    security_profile: Mapped[int] = mapped_column(Integer)
+    pending_profile: Mapped[int | None] = mapped_column(Integer)
+    credential_hash: Mapped[str | None] = mapped_column(String)
+    pending_credential_hash: Mapped[str | None] = mapped_column(String)
+    strict_password: Mapped[bool] = mapped_column(Boolean, server_default=false())
+    serial_number: Mapped[str | None] = mapped_column(String)
+    cpo_name: Mapped[str | None] = mapped_column(String)
+    registration_status: Mapped[str] = mapped_column(String)
+    needs_credential_update: Mapped[bool] = mapped_column(Boolean, server_default=false())
+    last_boot_status: Mapped[str | None] = mapped_column(String)
+    vendor: Mapped[str | None] = mapped_column(String)
+    model: Mapped[str | None] = mapped_column(String)
+    firmware_version: Mapped[str | None] = mapped_column(String)
+    last_seen: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class SecurityEventRow(Base):
+    __tablename__ = "security_events"
+    __table_args__ = (
+        # Serves both "events of one station, newest first" and the per-station count.
+        Index("ix_security_events_station_received", "station_identity", "received_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    # No foreign key: events about unknown identities (rejected admissions) must be kept too.
+    station_identity: Mapped[str | None] = mapped_column(String)
+    type: Mapped[str] = mapped_column(String)
+    source: Mapped[str] = mapped_column(String)
+    critical: Mapped[bool] = mapped_column(Boolean)
+    occurred_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    tech_info: Mapped[str | None] = mapped_column(Text)
+    peer_address: Mapped[str | None] = mapped_column(String)
+    ocpp_version: Mapped[str | None] = mapped_column(String)
+
+
+class AuditRow(Base):
+    __tablename__ = "audit_log"
+    __table_args__ = (Index("ix_audit_log_target_at", "target", "at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    actor: Mapped[str] = mapped_column(String)
+    action: Mapped[str] = mapped_column(String)
+    target: Mapped[str | None] = mapped_column(String)
+    details: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+class OperatorRow(Base):
+    __tablename__ = "operators"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String, unique=True)
+    role: Mapped[str] = mapped_column(String)
+    # Unique so that one lookup finds at most one candidate hash to compare.
+    token_lookup: Mapped[str] = mapped_column(String, unique=True)
+    token_hash: Mapped[str] = mapped_column(String)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class ConnectorStatusRow(Base):
+    __tablename__ = "connector_status"
+
+    station_identity: Mapped[str] = mapped_column(
+        String, ForeignKey("stations.identity", ondelete="CASCADE"), primary_key=True
+    )
+    evse_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    connector_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    status: Mapped[str] = mapped_column(String)
+    error_code: Mapped[str | None] = mapped_column(String)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -1,0 +1,64 @@
+"""The store: one object holding the engine and a repository per aggregate."""
+
+from __future__ import annotations
+
+from types import TracebackType
+
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
+
+from chargewarden.store.db import open_engine
+from chargewarden.store.events import AuditRepository, SecurityEventRepository
+from chargewarden.store.operators import OperatorRepository
+from chargewarden.store.stations import ConnectorStatusRepository, StationRepository
+from chargewarden.store.urls import mask_url, normalize_database_url
+
+
+class Store:
+    """Persistence for the CSMS, on PostgreSQL or a SQLite file.
+
+    Open with ``await Store.open(url)``; use as ``async with await Store.open(url) as store:``
+    or call ``close()``. Every repository call is its own transaction and returns plain records.
+    """
+
+    def __init__(self, engine: AsyncEngine, url_for_display: str) -> None:
+        self._engine = engine
+        # The URL with the password masked: the only form of it that may be logged or shown.
+        self.url_for_display = url_for_display
+        # Records are converted before commit, so nothing needs reloading afterwards.
+        sessions = async_sessionmaker(engine, expire_on_commit=False)
+        dialect = engine.dialect.name
+        self.stations = StationRepository(sessions, dialect)
+        self.events = SecurityEventRepository(sessions, dialect)
+        self.audit = AuditRepository(sessions, dialect)
+        self.operators = OperatorRepository(sessions, dialect)
+        self.connectors = ConnectorStatusRepository(sessions, dialect)
+
+    @classmethod
+    async def open(cls, url: str, *, migrate: bool = True) -> Store:
+        """Connect and bring the schema to the current revision (or, with ``migrate=False``,
+        refuse a database whose schema is not current). StoreError on any failure."""
+        normalized = normalize_database_url(url)
+        engine = await open_engine(normalized, migrate=migrate)
+        return cls(engine, mask_url(normalized))
+
+    @property
+    def dialect(self) -> str:
+        """``"postgresql"`` or ``"sqlite"``."""
+        return self._engine.dialect.name
+
+    async def close(self) -> None:
+        await self._engine.dispose()
+
+    async def __aenter__(self) -> Store:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    def __repr__(self) -> str:
+        return f"Store({self.url_for_display!r})"
