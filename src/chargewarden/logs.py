@@ -32,20 +32,21 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str, ensure_ascii=False)
 
 
-def _drop_debug(record: logging.LogRecord) -> bool:
-    return record.levelno > logging.DEBUG
+def _warnings_only(record: logging.LogRecord) -> bool:
+    return record.levelno >= logging.WARNING
 
 
 def wire_logger(name: str) -> logging.Logger:
-    """A logger for websockets connections that never emits DEBUG records.
+    """A logger for websockets connections that emits only warnings and errors.
 
     websockets logs every handshake header (Authorization included) and every frame (a
-    ChangeConfiguration AuthorizationKey included) at DEBUG; passing this logger to
-    serve()/connect() drops those records whatever level the application runs at.
+    ChangeConfiguration AuthorizationKey included) at DEBUG, and every connection at INFO;
+    passing this logger to serve()/connect() drops those records whatever level the
+    application runs at. Our own gateway logs say who connected, without the secrets.
     """
     logger = logging.getLogger(name)
-    if _drop_debug not in logger.filters:
-        logger.addFilter(_drop_debug)
+    if _warnings_only not in logger.filters:
+        logger.addFilter(_warnings_only)
     return logger
 
 

@@ -31,7 +31,7 @@ from chargewarden.rpc.session import (
 from chargewarden.rpc.versions import OcppVersion
 from chargewarden.security.tokens import new_token, split_lookup
 from chargewarden.store import normalize_database_url
-from chargewarden.store.db import create_engine
+from chargewarden.store.db import build_engine
 from chargewarden.store.models import SecurityEventRow
 from chargewarden.store.records import (
     EventSource,
@@ -614,7 +614,7 @@ async def test_unhandled_error_is_a_generic_500(api: Api,
 async def test_database_failure_is_a_503_problem(api: Api, database_url: str,
                                                  caplog: pytest.LogCaptureFixture) -> None:
     # Break the real database underneath the API: the store reports StoreError.
-    engine = create_engine(normalize_database_url(database_url))
+    engine = build_engine(normalize_database_url(database_url))
     try:
         async with engine.begin() as conn:
             await conn.run_sync(lambda sync: SecurityEventRow.__table__.drop(sync))

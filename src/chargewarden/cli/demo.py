@@ -6,15 +6,17 @@ from typing import Annotated
 
 import typer
 
-from chargewarden.app import run_until_signalled
 from chargewarden.cli.common import ConfigOption, DataDirOption, print_table, run, settings_from
 from chargewarden.cli.serve import ApiPortOption, HostOption, WsPortOption
 from chargewarden.config import Settings
-from chargewarden.demo import DEMO_TABLE_HEADERS, format_rows, run_demo
 from chargewarden.logs import configure_logging
 
 
 async def _demo(settings: Settings, once: bool) -> int:
+    # The server stack (FastAPI, uvicorn) loads only for the commands that run it.
+    from chargewarden.app import run_until_signalled
+    from chargewarden.demo import DEMO_TABLE_HEADERS, format_rows, run_demo
+
     demo = await run_demo(settings, lambda line: typer.echo(f"demo: {line}"))
     typer.echo("")
     print_table(DEMO_TABLE_HEADERS, format_rows(demo.rows))

@@ -6,7 +6,6 @@ from typing import Annotated
 
 import typer
 
-from chargewarden.app import run_until_signalled, start_csms
 from chargewarden.cli.common import ConfigOption, DataDirOption, run, settings_from
 from chargewarden.config import Settings
 from chargewarden.logs import configure_logging
@@ -21,6 +20,9 @@ ApiPortOption = Annotated[
 
 
 async def _serve(settings: Settings) -> None:
+    # The server stack (FastAPI, uvicorn) loads only for the commands that run it.
+    from chargewarden.app import run_until_signalled, start_csms
+
     running = await start_csms(settings)
     typer.echo(f"ChargeWarden CSMS: stations connect to {running.ws_url}/<identity>")
     typer.echo(f"HTTP API: {running.api_url}/api/docs  (health: {running.api_url}/healthz)")

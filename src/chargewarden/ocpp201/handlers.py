@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from chargewarden.domain.shared_handlers import shared_handlers
 from chargewarden.domain.station_calls import StationCalls, StationSession, format_time, parse_time
 from chargewarden.rpc.router import Handler
 
@@ -26,9 +27,6 @@ def station_handlers(calls: StationCalls, session: StationSession) -> dict[str, 
             "interval": decision.interval,
         }
 
-    async def heartbeat(payload: Payload) -> Payload:
-        return {"currentTime": format_time(await calls.heartbeat(session))}
-
     async def status_notification(payload: Payload) -> Payload:
         await calls.connector_status(
             session,
@@ -40,22 +38,7 @@ def station_handlers(calls: StationCalls, session: StationSession) -> dict[str, 
         )
         return {}
 
-    async def security_event_notification(payload: Payload) -> Payload:
-        await calls.security_event(
-            session,
-            event_type=payload["type"],
-            timestamp=parse_time(payload["timestamp"]),
-            tech_info=payload.get("techInfo"),
-        )
-        return {}
-
-    async def data_transfer(payload: Payload) -> Payload:
-        return {"status": "UnknownVendorId"}
-
-    return {
+    return shared_handlers(calls, session) | {
         "BootNotification": boot_notification,
-        "Heartbeat": heartbeat,
         "StatusNotification": status_notification,
-        "SecurityEventNotification": security_event_notification,
-        "DataTransfer": data_transfer,
     }

@@ -1,0 +1,34 @@
+"""Station calls whose payloads are the same in OCPP 1.6 and 2.0.1, translated once."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from chargewarden.domain.station_calls import StationCalls, StationSession, format_time, parse_time
+from chargewarden.rpc.router import Handler
+
+Payload = dict[str, Any]
+
+
+def shared_handlers(calls: StationCalls, session: StationSession) -> dict[str, Handler]:
+    async def heartbeat(payload: Payload) -> Payload:
+        return {"currentTime": format_time(await calls.heartbeat(session))}
+
+    async def security_event_notification(payload: Payload) -> Payload:
+        await calls.security_event(
+            session,
+            event_type=payload["type"],
+            timestamp=parse_time(payload["timestamp"]),
+            tech_info=payload.get("techInfo"),
+        )
+        return {}
+
+    async def data_transfer(payload: Payload) -> Payload:
+        # No vendor extensions are configured; the station learns that, not a CALLERROR.
+        return {"status": "UnknownVendorId"}
+
+    return {
+        "Heartbeat": heartbeat,
+        "SecurityEventNotification": security_event_notification,
+        "DataTransfer": data_transfer,
+    }
