@@ -6,12 +6,14 @@ import asyncio
 
 import pytest
 from conftest import Register
+from sqlalchemy import text
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from wsclient import BOOT_16, BOOT_201, basic, call, open_station
 
 from chargewarden.app import RunningCsms
 from chargewarden.rpc.versions import OcppVersion
 from chargewarden.security.events import CsmsEvent
+from chargewarden.store.db import build_engine
 
 AL1000_KEY = "0001020304050607FFFFFFFFFFFFFFFFFFFFFFFF"
 AL1000_HEADER = "Basic QUwxMDAwOgABAgMEBQYH////////////////"
@@ -206,3 +208,15 @@ async def test_newest_connection_wins_and_older_is_closed(
             break
         await asyncio.sleep(0.02)
     assert csms.registry.get("CP-TWICE") is None
+
+
+async def test_store_unavailable_fails_closed_with_503(csms: RunningCsms, register: Register) -> None:
+    key = await register("CP-DB")
+    # Break the real database underneath the gateway: every station lookup now fails.
+    engine = build_engine(csms.settings.effective_database_url)
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(text("ALTER TABLE stations RENAME TO stations_gone"))
+    finally:
+        await engine.dispose()
+    assert await refused(csms, "CP-DB", basic("CP-DB", bytes.fromhex(key))) == 503

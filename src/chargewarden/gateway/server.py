@@ -41,7 +41,7 @@ from chargewarden.security.events import CsmsEvent
 from chargewarden.security.recorder import SecurityRecorder
 from chargewarden.security.throttle import AdmissionThrottle
 from chargewarden.security.verifier import CredentialMatch, CredentialVerifier
-from chargewarden.store import Store
+from chargewarden.store import Store, StoreError
 from chargewarden.store.records import AuditRecord, StationRecord
 
 log = logging.getLogger(__name__)
@@ -162,6 +162,18 @@ class Gateway:
     ) -> Response | None:
         if request.headers.get("Upgrade", "").lower() != "websocket":
             return None  # not a WebSocket handshake; websockets answers 426
+        try:
+            return await self._admit(connection, request, listener)
+        except StoreError as exc:
+            # Fail closed: without the store nobody can be verified, so nobody gets in.
+            log.error("refusing a station connection: the store is unavailable: %s", exc)
+            response = connection.respond(HTTPStatus.SERVICE_UNAVAILABLE, "Try again later.\n")
+            response.headers["Retry-After"] = "30"
+            return response
+
+    async def _admit(
+        self, connection: ServerConnection, request: Request, listener: Listener
+    ) -> Response | None:
         peer = str(connection.remote_address[0]) if connection.remote_address else "unknown"
         identity = identity_from_path(request.path)
         if identity is None:
