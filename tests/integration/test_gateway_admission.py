@@ -210,7 +210,9 @@ async def test_newest_connection_wins_and_older_is_closed(
     assert csms.registry.get("CP-TWICE") is None
 
 
-async def test_store_unavailable_fails_closed_with_503(csms: RunningCsms, register: Register) -> None:
+async def test_store_unavailable_fails_closed_with_503(
+    csms: RunningCsms, register: Register
+) -> None:
     key = await register("CP-DB")
     # Break the real database underneath the gateway: every station lookup now fails.
     engine = build_engine(csms.settings.effective_database_url)
