@@ -10,14 +10,17 @@ from __future__ import annotations
 
 import os
 import tomllib
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
+    SettingsError,
 )
 
 ENV_PREFIX = "CHARGEWARDEN_"
@@ -27,6 +30,22 @@ DEFAULT_DATA_DIR = Path("var")
 
 class ConfigError(Exception):
     """A configuration problem, worded for the operator (one line per problem)."""
+
+
+# The parsed TOML file of the load_settings() call in progress (sources are built per class, so
+# the file reaches its source this way rather than as init data, where it would outrank the
+# environment and where keys such as "_env_prefix" would be taken as pydantic-settings options).
+_FILE_DATA: ContextVar[dict[str, Any] | None] = ContextVar("chargewarden_file_data", default=None)
+
+
+class _TomlFileSource(PydanticBaseSettingsSource):
+    """The TOML file as a settings source, below the environment."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False  # unused: __call__ hands over the whole file
+
+    def __call__(self) -> dict[str, Any]:
+        return dict(_FILE_DATA.get() or {})
 
 
 class ThrottleSettings(BaseModel):
@@ -94,9 +113,9 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        # The TOML file is merged by load_settings() as init data below the flags, so only
-        # flags-and-file (init) and the environment are sources here.
-        return (env_settings, init_settings)
+        # Highest first: flags (init data, see load_settings), environment, TOML file. Sources
+        # are deep-merged, so a nested flag or variable changes only the keys it names.
+        return (init_settings, env_settings, _TomlFileSource(settings_cls))
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
@@ -132,12 +151,12 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
     file_data = _read_toml(path) if path else {}
     flags = {key: value for key, value in overrides.items() if value is not None}
     source = f"file {path}, environment and flags" if path else "environment and flags"
+    token = _FILE_DATA.set(file_data)
     try:
-        # Environment over file: instantiate with the file first, then re-validate with flags.
-        base = Settings(**file_data)
-        if not flags:
-            return base
-        merged = base.model_dump() | flags
-        return Settings.model_validate(merged)
+        return Settings(**flags)
     except ValidationError as exc:
         raise ConfigError(_describe(exc, source)) from None
+    except SettingsError as exc:  # e.g. CHARGEWARDEN_THROTTLE='not json'
+        raise ConfigError(f"invalid configuration ({source}): {exc}") from None
+    finally:
+        _FILE_DATA.reset(token)

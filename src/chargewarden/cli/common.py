@@ -60,7 +60,12 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
 
 
 async def with_store(settings: Settings, action: Callable[[Store], Awaitable[T]]) -> T:
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # bare "File exists: PATH" would not say what is wrong with PATH
+        exists = settings.data_dir.exists()
+        problem = "exists and is not a directory" if exists else (exc.strerror or str(exc))
+        raise CliError(f"cannot use data directory {settings.data_dir}: {problem}") from None
     store = await Store.open(settings.effective_database_url)
     try:
         return await action(store)

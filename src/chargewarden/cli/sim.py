@@ -8,6 +8,8 @@ import signal
 from typing import Annotated
 
 import typer
+from websockets.exceptions import InvalidURI
+from websockets.uri import parse_uri
 
 from chargewarden.cli.common import fail, run
 from chargewarden.logs import configure_logging
@@ -49,6 +51,16 @@ HeartbeatOption = Annotated[
     float | None,
     typer.Option("--heartbeat", min=0.1, help="Heartbeat interval override in seconds"),
 ]
+
+
+def _check_url(url: str) -> str:
+    # Checked here: the simulator would only meet a bad URL inside the connect, as an internal
+    # error. The URL is not repeated in the message: it may carry a user name and password.
+    try:
+        parse_uri(url)
+    except (InvalidURI, ValueError):
+        fail("--url must be a ws:// or wss:// URL with a host, e.g. ws://127.0.0.1:9000/ocpp")
+    return url
 
 
 def _version(value: str | None) -> OcppVersion:
@@ -102,9 +114,12 @@ async def _run_one(config: StationConfig, duration: float | None) -> int:
             if outcome.admitted:
                 typer.echo(f"{config.identity}: admitted ({outcome.subprotocol})")
             else:
-                typer.echo(
-                    f"{config.identity}: refused (HTTP {outcome.http_status}): {outcome.reason}"
+                what = (
+                    f"refused (HTTP {outcome.http_status})"
+                    if outcome.http_status is not None
+                    else "could not connect"
                 )
+                typer.echo(f"{config.identity}: {what}: {outcome.reason}")
                 stop.set()
         if runner.state.boot_status is not None and not told_boot:
             told_boot = True
@@ -132,6 +147,7 @@ def sim(
         return
     if url is None or identity is None:
         fail("sim needs --url and --identity (or use: chargewarden sim fleet --help)")
+    _check_url(url)
     version = _version(ocpp)
     configure_logging("WARNING")
     config = StationConfig(
@@ -188,6 +204,7 @@ def fleet(
     """Run COUNT stations in one process (all sharing the given secret), with progress."""
     if url is None:
         fail("sim fleet needs --url")
+    _check_url(url)
     version = _version(ocpp)
     configure_logging("WARNING")
     secrets = _secrets(version, profile, auth_key, password)
