@@ -63,6 +63,30 @@ class ThrottleSettings(BaseModel):
     identity_block_seconds: float = Field(15.0, gt=0)
 
 
+class ProxySettings(BaseModel):
+    """A TLS-terminating proxy in front of the wss listener (SEC-12)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # Only connections from these addresses may carry the headers below; anyone else's are
+    # ignored and recorded as a security event.
+    trusted: list[str] = Field(default_factory=list, description="proxy addresses or CIDRs")
+    client_cert_header: str = "X-Client-Cert"
+    scheme_header: str = "X-Forwarded-Proto"
+
+    @field_validator("trusted")
+    @classmethod
+    def _cidrs(cls, value: list[str]) -> list[str]:
+        import ipaddress
+
+        for item in value:
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(f"{item!r} is not an IP address or CIDR") from None
+        return value
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX,
@@ -77,11 +101,24 @@ class Settings(BaseSettings):
     )
     host: str = "127.0.0.1"
     ws_port: int = Field(9000, ge=0, le=65535)
+    # wss:// listener for profiles 2 and 3; None disables TLS entirely.
+    wss_port: int | None = Field(9443, ge=0, le=65535)
     api_port: int = Field(9080, ge=0, le=65535)
     public_hostname: str = "localhost"
     cpo_name: str = "ChargeWarden CPO"
     # Profile 0 means no authentication at all: development only (SEC-02).
     allow_profile_0: bool = False
+    # PKI (pki/): where the CA lives, and how its private keys are unlocked. Without a
+    # passphrase from the environment (CHARGEWARDEN_CA_PASSPHRASE) or this file, the embedded
+    # default generates one into <ca_dir>/passphrase (mode 0600).
+    ca_dir: Path | None = Field(None, description="default: <data_dir>/pki")
+    ca_passphrase_file: Path | None = None
+    # Fast expiration (SEC-14): e.g. 24 for a one-day server certificate renewed automatically.
+    server_cert_lifetime_hours: int = Field(90 * 24, ge=1, le=825 * 24)
+    station_cert_lifetime_days: int = Field(2 * 365, ge=1, le=20 * 365)
+    # How often the server looks for revocations, new certificates and CRLs (no restart needed).
+    pki_watch_seconds: float = Field(5.0, gt=0, le=3600)
+    proxy: ProxySettings = Field(default_factory=ProxySettings)
     heartbeat_interval: int = Field(300, ge=10, le=86400)
     call_timeout: float = Field(30.0, gt=0, le=600)
     max_message_bytes: int = Field(256 * 1024, ge=4096, le=16 * 1024 * 1024)
@@ -97,6 +134,10 @@ class Settings(BaseSettings):
         if not value.strip():
             raise ValueError("must not be empty")
         return value.strip()
+
+    @property
+    def effective_ca_dir(self) -> Path:
+        return self.ca_dir or self.data_dir / "pki"
 
     @property
     def effective_database_url(self) -> str:
