@@ -13,6 +13,7 @@ from chargewarden.api.middleware import BodyLimitMiddleware, SecurityHeadersMidd
 from chargewarden.api.models import Health
 from chargewarden.api.problems import document_problems, install_problem_handlers
 from chargewarden.api.routes import ROUTERS
+from chargewarden.api.routes import pki as pki_routes
 
 # Request bodies are small JSON documents; anything larger is refused with 413.
 MAX_BODY_SIZE = 1024 * 1024
@@ -20,7 +21,8 @@ MAX_BODY_SIZE = 1024 * 1024
 DESCRIPTION = """\
 HTTP API of the ChargeWarden Central System.
 
-* Authentication: `Authorization: Bearer <token>` on every route except `/healthz`. Tokens are
+* Authentication: `Authorization: Bearer <token>` on every route except `/healthz` and the
+  public PKI documents under `/pki/` (CRLs, the CSMS root). Tokens are
   created with `chargewarden operator add NAME --role viewer|operator|admin`.
 * Roles: **viewer** reads, **operator** also sends calls to stations, **admin** also registers
   stations.
@@ -52,6 +54,7 @@ def create_api(ctx: ApiContext) -> FastAPI:
 
     for router in ROUTERS:
         app.include_router(router)
+    app.include_router(pki_routes.router)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:

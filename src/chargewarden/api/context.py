@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -19,6 +20,10 @@ class ApiContext:
     registry: ConnectionRegistry
     # Default seconds to wait for a station's answer to a CALL sent through the API.
     call_timeout: float = 30.0
+    # Public PKI documents (no auth): the DER CRL of one of our CAs by name (None: unknown CA),
+    # see pki.crl.make_crl_provider; and the CSMS root PEM, see pki.crl.make_csms_root_provider.
+    crl_provider: Callable[[str], Awaitable[bytes | None]] | None = None
+    csms_root_provider: Callable[[], Awaitable[bytes | None]] | None = None
 
 
 def get_context(request: Request) -> ApiContext:

@@ -7,6 +7,8 @@ from collections.abc import Sequence
 import typer
 
 from chargewarden import __version__
+from chargewarden.cli.ca import ca_app
+from chargewarden.cli.certs import cert_app
 from chargewarden.cli.common import guarded_main
 from chargewarden.cli.demo import demo
 from chargewarden.cli.operators import operator_app
@@ -27,6 +29,8 @@ app.command("demo")(demo)
 app.add_typer(station_app, name="station")
 app.add_typer(operator_app, name="operator")
 app.add_typer(sim_app, name="sim")
+app.add_typer(ca_app, name="ca")
+app.add_typer(cert_app, name="cert")
 
 
 def _version(value: bool) -> None:

@@ -6,6 +6,7 @@ from typing import Annotated
 
 import typer
 
+from chargewarden.cli.certs import station_cert
 from chargewarden.cli.common import (
     CliError,
     ConfigOption,
@@ -19,9 +20,10 @@ from chargewarden.cli.common import (
 from chargewarden.rpc.versions import OcppVersion
 from chargewarden.stations import NewStation, RegistrationError, register_station
 from chargewarden.store import StationExists, Store
-from chargewarden.store.records import StationRecord
+from chargewarden.store.records import AuditRecord, StationRecord
 
 station_app = typer.Typer(help="Register and inspect charging stations.", no_args_is_help=True)
+station_app.command("cert")(station_cert)
 
 CLI_ACTOR = "cli"
 
@@ -221,3 +223,93 @@ def events(
             for e in items
         ],
     )
+
+
+def profile_change_refusal(
+    identity: str, current: int, target: int, *, downgrade: bool, reason: str | None
+) -> str | None:
+    """Why an operator may not move a station from ``current`` to ``target`` (None: allowed).
+
+    Profiles only go up (WP A00.FR.004/005); the one way down is an explicit, reasoned,
+    audited operator downgrade from 3 to 2 (UPG-03, OCPP 2.0.1 errata).
+    """
+    if target > current:
+        if downgrade:
+            return f"--downgrade was given, but {current} -> {target} raises the profile"
+        return None
+    if not downgrade:
+        return (
+            f"lowering station {identity} from security profile {current} to {target} needs "
+            "--downgrade --reason TEXT (only 3 -> 2 is possible, UPG-03)"
+        )
+    if (current, target) != (3, 2):
+        return (
+            f"only a downgrade from profile 3 to 2 is allowed (OCPP 2.0.1 errata, UPG-03); "
+            f"station {identity} would go from {current} to {target}"
+        )
+    if not reason or not reason.strip():
+        return "--downgrade needs --reason TEXT; it is recorded in the audit log"
+    return None
+
+
+@station_app.command("set-profile")
+def set_profile(
+    identity: Annotated[str, typer.Argument(help="Station identity")],
+    profile: Annotated[int, typer.Argument(min=0, max=3, help="New security profile 0-3")],
+    downgrade: Annotated[
+        bool, typer.Option("--downgrade", help="Lower the profile (3 -> 2 only; audited)")
+    ] = False,
+    reason: Annotated[str | None, typer.Option("--reason", help="Why (audit log)")] = None,
+    config: ConfigOption = None,
+    data_dir: DataDirOption = None,
+) -> None:
+    """Raise a station's security profile; lowering it needs --downgrade --reason (3 -> 2)."""
+    settings = settings_from(config, data_dir)
+    quiet_logging(settings)
+
+    async def action(store: Store) -> tuple[StationRecord, StationRecord | None]:
+        station = await store.stations.get(identity)
+        if station is None:
+            raise CliError(f"no station {identity!r}")
+        current = station.security_profile
+        if profile == current:
+            return station, None
+        refusal = profile_change_refusal(
+            identity, current, profile, downgrade=downgrade, reason=reason
+        )
+        if refusal is not None:
+            raise CliError(refusal)
+        # A pending upgrade at or below the new profile has nothing left to do.
+        pending = station.pending_profile
+        updated = await store.stations.update(
+            identity,
+            security_profile=profile,
+            pending_profile=pending if pending is not None and pending > profile else None,
+        )
+        action_name = "station.profile.downgrade" if profile < current else "station.profile.raise"
+        details: dict[str, object] = {"from": current, "to": profile}
+        if reason:
+            details["reason"] = reason.strip()
+        await store.audit.add(
+            AuditRecord(actor=CLI_ACTOR, action=action_name, target=identity, details=details)
+        )
+        return station, updated
+
+    before, after = run(with_store(settings, action))
+    if after is None:
+        typer.echo(f"station {identity} is already on security profile {profile}; nothing changed")
+        return
+    typer.echo(f"station {identity}: security profile {before.security_profile} -> {profile}")
+    if after.security_profile in (1, 2) and after.credential_hash is None:
+        typer.echo(
+            f"warning: {identity} has no Basic-auth credential, which profile "
+            f"{after.security_profile} needs; it cannot connect until it has one"
+        )
+    if after.security_profile == 3:
+        typer.echo(
+            f"note: on profile 3 {identity} needs a client certificate with CN="
+            f"{after.expected_serial}: 'chargewarden station cert {identity} --out DIR' (or a "
+            "CSR once over-the-air upgrades exist, issue 5)"
+        )
+    if after.security_profile > before.security_profile:
+        typer.echo("note: from now on the lower profile is refused for this station (SEC-11)")

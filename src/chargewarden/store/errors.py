@@ -17,3 +17,11 @@ class StationNotFound(StoreError):
 
 class OperatorExists(StoreError):
     """An operator with this name already exists."""
+
+
+class CertificateExists(StoreError):
+    """A certificate with this fingerprint (or issuer and serial) is already recorded."""
+
+
+class CertificateNotFound(StoreError):
+    """No recorded certificate has this serial number."""

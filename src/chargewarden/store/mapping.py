@@ -16,6 +16,7 @@ from typing import Any
 from chargewarden.rpc.versions import OcppVersion
 from chargewarden.store.models import (
     AuditRow,
+    CertificateRow,
     ConnectorStatusRow,
     OperatorRow,
     SecurityEventRow,
@@ -23,6 +24,8 @@ from chargewarden.store.models import (
 )
 from chargewarden.store.records import (
     AuditRecord,
+    CertificateRecord,
+    CertificateRole,
     ConnectorStatusRecord,
     EventSource,
     OperatorRecord,
@@ -273,5 +276,81 @@ def operator_record(row: OperatorRow) -> OperatorRecord:
         role=OperatorRole(row.role),
         token_lookup=row.token_lookup,
         token_hash=row.token_hash,
+        created_at=row.created_at,
+    )
+
+
+# --- certificates --------------------------------------------------------------------------
+
+
+def serial(value: Any, name: str = "serial") -> str:
+    """A certificate serial as stored: upper-case hex, no leading zeros.
+
+    Accepts the spellings operators paste: any case, ``0x`` prefix, colons or spaces between
+    bytes (``openssl x509 -serial``, browser dialogs).
+    """
+    text = _text(value, name).strip()
+    compact = text.replace(":", "").replace(" ", "")
+    if compact[:2].lower() == "0x":
+        compact = compact[2:]
+    try:
+        number = int(compact, 16) if compact else -1
+    except ValueError:
+        number = -1
+    if number < 0 or not all(c in "0123456789abcdefABCDEF" for c in compact):
+        raise ValueError(f"{name} must be a hexadecimal certificate serial, got {text!r}")
+    return format(number, "X")
+
+
+def _fingerprint(value: Any, name: str) -> str:
+    text = _text(value, name).replace(":", "").lower()
+    if len(text) != 64 or not all(c in "0123456789abcdef" for c in text):
+        raise ValueError(f"{name} must be 64 hex digits (SHA-256), got {value!r}")
+    return text
+
+
+def certificate_values(record: CertificateRecord, now: datetime) -> dict[str, Any]:
+    not_before = aware(record.not_before, "not_before")
+    not_after = aware(record.not_after, "not_after")
+    if not_after <= not_before:
+        raise ValueError("not_after must be later than not_before")
+    return {
+        "serial": serial(record.serial),
+        "issuer_ca": _text(record.issuer_ca, "issuer_ca"),
+        "role": CertificateRole(record.role).value,
+        "subject_cn": _optional(_text)(record.subject_cn, "subject_cn"),
+        "subject_o": _optional(_text)(record.subject_o, "subject_o"),
+        "station_identity": _optional(identity)(record.station_identity, "station_identity"),
+        "fingerprint_sha256": _fingerprint(record.fingerprint_sha256, "fingerprint_sha256"),
+        "not_before": not_before,
+        "not_after": not_after,
+        "pem": _text(record.pem, "pem"),
+        "key_type": _text(record.key_type, "key_type"),
+        "revoked_at": _optional(aware)(record.revoked_at, "revoked_at"),
+        "revocation_reason": _optional(_text)(record.revocation_reason, "revocation_reason"),
+        "created_at": _stamp(record.created_at, "created_at", now),
+    }
+
+
+def fingerprint(value: Any) -> str:
+    return _fingerprint(value, "fingerprint")
+
+
+def certificate_record(row: CertificateRow) -> CertificateRecord:
+    return CertificateRecord(
+        id=row.id,
+        serial=row.serial,
+        issuer_ca=row.issuer_ca,
+        role=CertificateRole(row.role),
+        subject_cn=row.subject_cn,
+        subject_o=row.subject_o,
+        station_identity=row.station_identity,
+        fingerprint_sha256=row.fingerprint_sha256,
+        not_before=row.not_before,
+        not_after=row.not_after,
+        pem=row.pem,
+        key_type=row.key_type,
+        revoked_at=row.revoked_at,
+        revocation_reason=row.revocation_reason,
         created_at=row.created_at,
     )

@@ -18,6 +18,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Text,
+    UniqueConstraint,
     false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -126,3 +127,31 @@ class ConnectorStatusRow(Base):
     status: Mapped[str] = mapped_column(String)
     error_code: Mapped[str | None] = mapped_column(String)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class CertificateRow(Base):
+    __tablename__ = "certificates"
+    __table_args__ = (
+        CheckConstraint(
+            "role IN ('root', 'ca', 'server', 'station', 'firmware')", name="role_known"
+        ),
+        # Serials are unique per issuer only; two imported CAs may both have issued serial 1.
+        UniqueConstraint("issuer_ca", "serial"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    serial: Mapped[str] = mapped_column(String, index=True)
+    issuer_ca: Mapped[str] = mapped_column(String)
+    role: Mapped[str] = mapped_column(String)
+    subject_cn: Mapped[str | None] = mapped_column(String)
+    subject_o: Mapped[str | None] = mapped_column(String)
+    station_identity: Mapped[str | None] = mapped_column(String, index=True)
+    fingerprint_sha256: Mapped[str] = mapped_column(String, unique=True)
+    not_before: Mapped[datetime] = mapped_column(UTCDateTime)
+    not_after: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    pem: Mapped[str] = mapped_column(Text)
+    key_type: Mapped[str] = mapped_column(String)
+    # Indexed for the gateway's "what was revoked since my last look".
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
+    revocation_reason: Mapped[str | None] = mapped_column(String)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)

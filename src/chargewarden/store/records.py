@@ -23,6 +23,14 @@ class EventSource(StrEnum):
     CSMS = "csms"
 
 
+class CertificateRole(StrEnum):
+    ROOT = "root"
+    CA = "ca"
+    SERVER = "server"
+    STATION = "station"
+    FIRMWARE = "firmware"
+
+
 class OperatorRole(StrEnum):
     VIEWER = "viewer"
     OPERATOR = "operator"
@@ -101,3 +109,32 @@ class ConnectorStatusRecord:
     status: str
     error_code: str | None = None
     updated_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CertificateRecord:
+    """A certificate the CSMS issued or imported, and whether it is revoked.
+
+    ``serial`` is upper-case hex without leading zeros (as OCPP certificateHashData has it);
+    ``issuer_ca`` names our CA (``cpo-station-ca``) or an imported one (``imported:<name>``).
+    """
+
+    serial: str
+    issuer_ca: str
+    role: CertificateRole
+    subject_cn: str | None
+    subject_o: str | None
+    fingerprint_sha256: str  # lower-case hex of the DER
+    not_before: datetime
+    not_after: datetime
+    pem: str
+    key_type: str  # "EC P-256", "RSA 2048"
+    station_identity: str | None = None
+    revoked_at: datetime | None = None
+    revocation_reason: str | None = None
+    created_at: datetime | None = None  # filled by the store
+    id: int | None = None
+
+    @property
+    def revoked(self) -> bool:
+        return self.revoked_at is not None

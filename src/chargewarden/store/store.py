@@ -6,6 +6,7 @@ from types import TracebackType
 
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
+from chargewarden.store.certificates import CertificateRepository
 from chargewarden.store.db import open_engine
 from chargewarden.store.events import AuditRepository, SecurityEventRepository
 from chargewarden.store.operators import OperatorRepository
@@ -32,6 +33,7 @@ class Store:
         self.audit = AuditRepository(sessions, dialect)
         self.operators = OperatorRepository(sessions, dialect)
         self.connectors = ConnectorStatusRepository(sessions, dialect)
+        self.certificates = CertificateRepository(sessions, dialect)
 
     @classmethod
     async def open(cls, url: str, *, migrate: bool = True) -> Store:
