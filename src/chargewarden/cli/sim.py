@@ -5,16 +5,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-from typing import Annotated
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any
 
 import typer
 from websockets.exceptions import InvalidURI
 from websockets.uri import parse_uri
 
-from chargewarden.cli.common import fail, run
+from chargewarden.cli.common import CliError, fail, run
 from chargewarden.logs import configure_logging
 from chargewarden.rpc.versions import OcppVersion
 from chargewarden.simulator.config import StationConfig
+from chargewarden.simulator.connect import TlsMaterialError
 from chargewarden.simulator.fleet import fleet_configs, fleet_report, run_fleet
 from chargewarden.simulator.runner import StationRunner
 
@@ -51,6 +54,36 @@ HeartbeatOption = Annotated[
     float | None,
     typer.Option("--heartbeat", min=0.1, help="Heartbeat interval override in seconds"),
 ]
+CsmsRootOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--csms-root",
+        metavar="FILE",
+        help="PEM file with the CA certificate(s) trusted for the CSMS (default: system store)",
+    ),
+]
+CertOption = Annotated[
+    Path | None,
+    typer.Option("--cert", metavar="FILE", help="Profile 3: station certificate + chain (PEM)"),
+]
+KeyOption = Annotated[
+    Path | None,
+    typer.Option("--key", metavar="FILE", help="Profile 3: station private key (PEM, unencrypted)"),
+]
+ServerNameOption = Annotated[
+    str | None,
+    typer.Option(
+        "--tls-server-name",
+        metavar="NAME",
+        help="Name the CSMS certificate must carry (default: the URL's host)",
+    ),
+]
+IDENTITY_PLACEHOLDER = "{identity}"
+_FLAG_OF_FIELD = {
+    "csms_root_pem": "--csms-root",
+    "client_cert_pem": "--cert",
+    "client_key_pem": "--key",
+}
 
 
 def _check_url(url: str) -> str:
@@ -89,6 +122,95 @@ def _secrets(
     return {"password": password}
 
 
+def _read(flag: str, path: Path) -> bytes:
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        fail(f"cannot read {flag} {path}: {exc.strerror or exc}")
+    if not data.strip():
+        fail(f"{flag} {path} is empty")
+    return data
+
+
+class _Tls:
+    """The TLS flags, checked against the URL and profile; files read once."""
+
+    def __init__(
+        self,
+        url: str,
+        profile: int,
+        csms_root: Path | None,
+        cert: Path | None,
+        key: Path | None,
+        server_name: str | None,
+    ) -> None:
+        secure = url[:6].lower() == "wss://"
+        if profile >= 2 and not secure:
+            # The URL is not repeated: it may carry a user name and password.
+            fail(f"profile {profile} runs over TLS only: --url must be a wss:// URL")
+        given = [
+            f
+            for f, v in (
+                ("--csms-root", csms_root),
+                ("--cert", cert),
+                ("--key", key),
+                ("--tls-server-name", server_name),
+            )
+            if v is not None
+        ]
+        if given and not secure:
+            fail(f"{', '.join(given)}: only for a wss:// URL (TLS)")
+        if (cert is None) != (key is None):
+            fail("--cert and --key go together")
+        if profile == 3 and cert is None:
+            fail(
+                "profile 3 authenticates with a client certificate: give --cert FILE and --key FILE"
+            )
+        if profile != 3 and cert is not None:
+            fail("--cert and --key are for profile 3 (profiles 1 and 2 use Basic auth)")
+        if server_name is not None and not server_name.strip():
+            fail("--tls-server-name must not be empty")
+        self.paths = {"--csms-root": csms_root, "--cert": cert, "--key": key}
+        self.root = _read("--csms-root", csms_root) if csms_root is not None else None
+        self.cert, self.key = cert, key
+        self.server_name = server_name
+
+    @property
+    def per_station(self) -> bool:
+        return any(p is not None and IDENTITY_PLACEHOLDER in str(p) for p in (self.cert, self.key))
+
+    def chain_for(self, identity: str) -> tuple[bytes, bytes]:
+        assert self.cert is not None and self.key is not None
+        return (
+            _read("--cert", Path(str(self.cert).replace(IDENTITY_PLACEHOLDER, identity))),
+            _read("--key", Path(str(self.key).replace(IDENTITY_PLACEHOLDER, identity))),
+        )
+
+    def fields(self, identity: str | None = None) -> dict[str, Any]:
+        """StationConfig fields; with `identity`, this station's own certificate and key."""
+        fields: dict[str, Any] = {
+            "csms_root_pem": self.root,
+            "tls_server_hostname": self.server_name,
+        }
+        if self.cert is not None:
+            cert, key = self.chain_for(identity or "")
+            fields.update(client_cert_pem=cert, client_key_pem=key)
+        return fields
+
+    def chain_callback(self) -> Callable[[str], tuple[bytes, bytes]] | None:
+        if self.cert is None:
+            return None
+        if self.per_station:
+            return self.chain_for
+        shared = self.chain_for("")
+        return lambda _identity: shared
+
+    def error(self, exc: TlsMaterialError) -> CliError:
+        flag = _FLAG_OF_FIELD.get(exc.field, exc.field)
+        path = self.paths.get(flag)
+        return CliError(f"{flag} {path}: {exc.problem}" if path else f"{flag}: {exc.problem}")
+
+
 def _stop_event(duration: float | None) -> asyncio.Event:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -100,8 +222,11 @@ def _stop_event(duration: float | None) -> asyncio.Event:
     return stop
 
 
-async def _run_one(config: StationConfig, duration: float | None) -> int:
-    runner = StationRunner(config)
+async def _run_one(config: StationConfig, duration: float | None, tls: _Tls) -> int:
+    try:
+        runner = StationRunner(config)  # builds the TLS context: bad PEM content fails here
+    except TlsMaterialError as exc:
+        raise tls.error(exc) from None
     stop = _stop_event(duration)
     task = asyncio.create_task(runner.run(stop))
     told_outcome = told_boot = False
@@ -141,6 +266,10 @@ def sim(
     send_key_as_hex: HexOption = False,
     duration: DurationOption = None,
     heartbeat: HeartbeatOption = None,
+    csms_root: CsmsRootOption = None,
+    cert: CertOption = None,
+    key: KeyOption = None,
+    tls_server_name: ServerNameOption = None,
 ) -> None:
     """Run one simulated station until Ctrl-C (or --duration); `sim fleet` runs many."""
     if ctx.invoked_subcommand is not None:
@@ -149,6 +278,7 @@ def sim(
         fail("sim needs --url and --identity (or use: chargewarden sim fleet --help)")
     _check_url(url)
     version = _version(ocpp)
+    tls = _Tls(url, profile, csms_root, cert, key, tls_server_name)
     configure_logging("WARNING")
     config = StationConfig(
         identity=identity,
@@ -158,11 +288,21 @@ def sim(
         send_key_as_hex=send_key_as_hex,
         heartbeat_interval=heartbeat,
         **_secrets(version, profile, auth_key, password),  # type: ignore[arg-type]
+        **tls.fields(identity),
     )
-    raise typer.Exit(run(_run_one(config, duration)))
+    raise typer.Exit(run(_run_one(config, duration, tls)))
 
 
-async def _run_many(configs: list[StationConfig], duration: float | None, concurrency: int) -> int:
+async def _run_many(
+    configs: list[StationConfig], duration: float | None, concurrency: int, tls: _Tls
+) -> int:
+    try:
+        return await _run_fleet(configs, duration, concurrency)
+    except TlsMaterialError as exc:
+        raise tls.error(exc) from None
+
+
+async def _run_fleet(configs: list[StationConfig], duration: float | None, concurrency: int) -> int:
     stop = _stop_event(duration)
     runners: list[StationRunner] = []
     fleet = asyncio.create_task(
@@ -200,12 +340,38 @@ def fleet(
     concurrency: Annotated[
         int, typer.Option("--concurrency", min=1, help="Handshakes at once")
     ] = 50,
+    csms_root: CsmsRootOption = None,
+    cert: Annotated[
+        Path | None,
+        typer.Option(
+            "--cert",
+            metavar="FILE",
+            help="Profile 3: certificate + chain (PEM); {identity} in the path: one per station",
+        ),
+    ] = None,
+    key: Annotated[
+        Path | None,
+        typer.Option(
+            "--key",
+            metavar="FILE",
+            help="Profile 3: private key (PEM, unencrypted); {identity} as for --cert",
+        ),
+    ] = None,
+    tls_server_name: ServerNameOption = None,
 ) -> None:
     """Run COUNT stations in one process (all sharing the given secret), with progress."""
     if url is None:
         fail("sim fleet needs --url")
     _check_url(url)
     version = _version(ocpp)
+    tls = _Tls(url, profile, csms_root, cert, key, tls_server_name)
+    if cert is not None and not tls.per_station and count > 1:
+        typer.echo(
+            f"warning: all {count} stations present the same certificate; a CSMS that binds "
+            f"a certificate to one station admits at most one (use {IDENTITY_PLACEHOLDER} "
+            "in --cert/--key for one file per station)",
+            err=True,
+        )
     configure_logging("WARNING")
     secrets = _secrets(version, profile, auth_key, password)
     configs = fleet_configs(
@@ -217,5 +383,8 @@ def fleet(
         heartbeat_interval=heartbeat,
         auth_key_for=(lambda _id: secrets["auth_key"]) if "auth_key" in secrets else None,  # type: ignore[arg-type,return-value]
         password_for=(lambda _id: secrets["password"]) if "password" in secrets else None,  # type: ignore[arg-type,return-value]
+        client_chain_for=tls.chain_callback(),
+        csms_root_pem=tls.root,
+        tls_server_hostname=tls.server_name,
     )
-    raise typer.Exit(run(_run_many(configs, duration, concurrency)))
+    raise typer.Exit(run(_run_many(configs, duration, concurrency, tls)))

@@ -22,7 +22,9 @@ _MAX_SERIAL = 25
 _MAX_FIRMWARE = 50
 
 # Fields whose values must never appear in a repr, log line or exception message.
-_SECRET_FIELDS = frozenset({"auth_key", "password"})
+_SECRET_FIELDS = frozenset({"auth_key", "password", "client_key_pem"})
+# Public but bulky (PEM certificates): the repr shows their size, not kilobytes of base64.
+_PEM_FIELDS = frozenset({"csms_root_pem", "client_cert_pem"})
 
 
 @dataclass(frozen=True, repr=False)
@@ -60,10 +62,22 @@ class StationConfig:
     reconnect_backoff_initial: float = 1.0
     reconnect_backoff_max: float = 60.0
     # Prerequisites for raising the security profile (whitepaper A05.FR.03/04); None → inferred
-    # from the provisioned profile (a profile-2/3 station obviously trusts the CSMS root).
+    # from the provisioned profile and TLS material (a profile-2/3 station, or one given
+    # csms_root_pem, trusts the CSMS root; see StationCore).
     csms_root_installed: bool | None = None
     station_certificate_installed: bool | None = None
     security_log_size: int = 1000
+    # TLS material (profiles 2/3), as bytes so a fleet can share it and tests need no files.
+    # CA certificate(s) the station trusts for the CSMS server certificate (PEM); None → the
+    # system default store.
+    csms_root_pem: bytes | None = None
+    # Profile 3: the station certificate followed by its chain (PEM) and the station's own
+    # private key (PEM, unencrypted; PKCS#8 preferred). Never shown in a repr.
+    client_cert_pem: bytes | None = None
+    client_key_pem: bytes | None = None
+    # SNI and host-name check name; None → the host of the URL (e.g. connect to an address,
+    # verify the CSMS certificate for its DNS name).
+    tls_server_hostname: str | None = None
 
     def __post_init__(self) -> None:
         # Accept "1.6" / "ocpp2.0.1" from a CLI or a TOML file as well as the enum.
@@ -85,6 +99,13 @@ class StationConfig:
             raise ValueError("need 0 < reconnect_backoff_initial <= reconnect_backoff_max")
         if self.auth_key is not None and not isinstance(self.auth_key, bytes):
             raise TypeError("auth_key must be bytes (the raw AuthorizationKey)")
+        for name in ("csms_root_pem", "client_cert_pem", "client_key_pem"):
+            if not isinstance(getattr(self, name), bytes | None):
+                raise TypeError(f"{name} must be PEM bytes")
+        if (self.client_cert_pem is None) != (self.client_key_pem is None):
+            raise ValueError("client_cert_pem and client_key_pem go together")
+        if self.tls_server_hostname is not None and not self.tls_server_hostname:
+            raise ValueError("tls_server_hostname must not be empty (None: the URL's host)")
         for name, value, limit in (
             ("vendor", self.vendor, _MAX_VENDOR),
             ("model", self.model, _MAX_MODEL),
@@ -99,6 +120,8 @@ class StationConfig:
             value = getattr(self, f.name)
             if f.name in _SECRET_FIELDS:
                 shown = "None" if value is None else "'***'"
+            elif f.name in _PEM_FIELDS and value is not None:
+                shown = f"<PEM, {len(value)} bytes>"
             else:
                 shown = repr(value)
             parts.append(f"{f.name}={shown}")
@@ -121,8 +144,15 @@ class StationConfig:
         which happens when it defaults to a long identity)."""
         return self.serial_number if len(self.serial_number) <= _MAX_SERIAL else None
 
+    @property
+    def uses_tls(self) -> bool:
+        """Whether the station ever connects over wss (now, or after a profile upgrade)."""
+        return any(u is not None and _is_wss(u) for u in (self.url, self.tls_url))
+
     def auth_header(self) -> str | None:
-        """The Authorization header the station presents with its provisioned credentials."""
+        """The Authorization header the station presents with its provisioned credentials:
+        Basic for profiles 1 and 2, none for 0 and for 3 (the client certificate is the
+        credential: whitepaper §2.5, A00.FR.402)."""
         return basic_auth_header(
             version=self.ocpp_version,
             security_profile=self.security_profile,
@@ -137,6 +167,10 @@ class StationConfig:
         profile = self.security_profile if security_profile is None else security_profile
         base = self.tls_url if profile >= 2 and self.tls_url else self.url
         return f"{base.rstrip('/')}/{quote(self.identity, safe='')}"
+
+
+def _is_wss(url: str) -> bool:
+    return url[:6].lower() == "wss://"
 
 
 def basic_auth_header(

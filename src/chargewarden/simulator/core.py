@@ -83,15 +83,17 @@ class StationCore:
         self._auth_key = config.auth_key
         self._key_hex_text: str | None = None  # exact text of a CSMS-set key, for hex interop
         self._password = config.password
+        # Inferred unless set: a profile-2/3 station or one given a CSMS root trusts the CSMS;
+        # a profile-3 station or one given a client certificate has its certificate.
         self.csms_root_installed = (
             config.csms_root_installed
             if config.csms_root_installed is not None
-            else config.security_profile >= 2
+            else config.security_profile >= 2 or config.csms_root_pem is not None
         )
         self.station_certificate_installed = (
             config.station_certificate_installed
             if config.station_certificate_installed is not None
-            else config.security_profile == 3
+            else config.security_profile == 3 or config.client_cert_pem is not None
         )
         self.registration: RegistrationStatus | None = None
         self.heartbeat_setting = DEFAULT_HEARTBEAT_INTERVAL  # what HeartbeatInterval reads back
@@ -276,13 +278,29 @@ class StationCore:
         return tech_info
 
     def record_security_event(
-        self, event_type: str, now: datetime, tech_info: str | None = None
+        self,
+        event_type: str,
+        now: datetime,
+        tech_info: str | None = None,
+        *,
+        push: bool | None = None,
+        coalesce: bool = False,
     ) -> None:
-        """Log the event and, when it is critical for this version, queue its notification."""
-        if is_critical_event(self.version, event_type):
+        """Log the event and, when it is critical for this version (or `push` says so), queue
+        its notification. `coalesce`: if a notification of this type is still waiting to be
+        delivered, only log this one (repeated connection failures)."""
+        if push is None:
+            push = is_critical_event(self.version, event_type)
+        if push and not (coalesce and self._notification_queued(event_type)):
             self._queue(*self.security_event_request(event_type, now, tech_info))
         else:
             self.log_security_event(event_type, now, tech_info)
+
+    def _notification_queued(self, event_type: str) -> bool:
+        return any(
+            m.action == "SecurityEventNotification" and m.payload.get("type") == event_type
+            for m in self._outgoing
+        )
 
     # ---- outgoing queue ----------------------------------------------------------------------
 

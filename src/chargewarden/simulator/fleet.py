@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from chargewarden.simulator.config import StationConfig
+from chargewarden.simulator.connect import TlsMaterialError, station_ssl_context
 from chargewarden.simulator.runner import ConnectOutcome, StationRunner
 
 logger = logging.getLogger(__name__)
@@ -90,14 +91,18 @@ async def run_fleet(
     At most `concurrency_of_connects` handshakes are in progress at once (first connects and
     reconnect storms alike), which staggers the fleet instead of opening every socket in the
     same instant. `on_started` receives the runners, e.g. to print `fleet_report` periodically.
+
+    `ssl_context`, when given, is used by every station; otherwise stations with the same TLS
+    material (the same bytes) share one context built by `station_ssl_context`.
     """
     if concurrency_of_connects < 1:
         raise ValueError("concurrency_of_connects must be at least 1")
     limiter = asyncio.Semaphore(concurrency_of_connects)
+    shared = _SharedContexts()
     runners = [
         StationRunner(
             config,
-            ssl_context=ssl_context,
+            ssl_context=ssl_context if ssl_context is not None else shared.get(config),
             connect_timeout=connect_timeout,
             connect_limiter=limiter,
         )
@@ -119,6 +124,27 @@ async def run_fleet(
     return report
 
 
+class _SharedContexts:
+    """One TLS context per distinct TLS material, so a fleet sharing a CSMS root (or the
+    system store, or in tests one client certificate) loads it once, not once per station."""
+
+    def __init__(self) -> None:
+        self._contexts: dict[tuple[bytes | None, ...], ssl.SSLContext | None] = {}
+
+    def get(self, config: StationConfig) -> ssl.SSLContext | None:
+        if not config.uses_tls:
+            return None
+        key = (config.csms_root_pem, config.client_cert_pem, config.client_key_pem)
+        if key not in self._contexts:
+            try:
+                self._contexts[key] = station_ssl_context(config)
+            except TlsMaterialError as exc:
+                raise TlsMaterialError(
+                    exc.field, f"{exc.problem} (station {config.identity})"
+                ) from None
+        return self._contexts[key]
+
+
 async def _run_logged(runner: StationRunner, stop: asyncio.Event) -> None:
     # One station's bug must not end the fleet, but must be visible when it happens.
     try:
@@ -134,12 +160,14 @@ def fleet_configs(
     start: int = 1,
     auth_key_for: Callable[[str], bytes] | None = None,
     password_for: Callable[[str], str] | None = None,
+    client_chain_for: Callable[[str], tuple[bytes, bytes]] | None = None,
     **params: Any,
 ) -> list[StationConfig]:
     """`count` configs with identities f"{prefix}{i:05d}" from `start`; `params` are the other
     StationConfig fields (ocpp_version, url, security_profile, ...). Per-station secrets come
     from `auth_key_for` / `password_for`, since a fleet sharing one password is unrealistic
-    (whitepaper A01.FR.06)."""
+    (whitepaper A01.FR.06), and per-station profile-3 certificates from `client_chain_for`
+    (identity → (certificate chain PEM, key PEM); a CSMS binds a certificate to one station)."""
     configs: list[StationConfig] = []
     for i in range(start, start + count):
         identity = f"{prefix}{i:05d}"
@@ -148,5 +176,7 @@ def fleet_configs(
             extra["auth_key"] = auth_key_for(identity)
         if password_for is not None:
             extra["password"] = password_for(identity)
+        if client_chain_for is not None:
+            extra["client_cert_pem"], extra["client_key_pem"] = client_chain_for(identity)
         configs.append(StationConfig(identity=identity, **params, **extra))
     return configs

@@ -29,7 +29,7 @@ from chargewarden.rpc.session import (
     InvalidResponse,
 )
 from chargewarden.simulator.config import StationConfig
-from chargewarden.simulator.connect import ConnectOutcome, open_connection
+from chargewarden.simulator.connect import ConnectOutcome, open_connection, station_ssl_context
 from chargewarden.simulator.core import Clock, Payload, RegistrationStatus, StationCore
 from chargewarden.simulator.values import utc_now
 
@@ -91,7 +91,15 @@ class StationRunner:
         self.config = config
         self.core = StationCore(config, clock)
         self.state = RunnerState()
+        # An explicit context wins (clamped to TLS >= 1.2); otherwise the station builds its own
+        # from the config (`station_ssl_context`): now if the config carries TLS material, so
+        # that bad material fails here and not in a retry loop, else on the first wss connect
+        # (a ws-only fleet of thousands should not load the system CA bundle for each station).
         self._ssl_context = ssl_context
+        if ssl_context is None and (
+            config.csms_root_pem is not None or config.client_cert_pem is not None
+        ):
+            self._ssl_context = station_ssl_context(config)
         self._connect_timeout = connect_timeout
         self._call_timeout = call_timeout
         self._clock = clock
@@ -115,6 +123,8 @@ class StationRunner:
         return outcome
 
     async def _handshake(self) -> tuple[ConnectOutcome, ClientConnection | None]:
+        if self._ssl_context is None and self.core.connection_url()[:6].lower() == "wss://":
+            self._ssl_context = station_ssl_context(self.config)
         return await open_connection(
             self.core, ssl_context=self._ssl_context, connect_timeout=self._connect_timeout
         )
