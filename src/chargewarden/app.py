@@ -1,4 +1,4 @@
-"""Composition root: builds the store, security services, gateway and API on one event loop."""
+"""Composition root: builds the store, security services, PKI, gateway and API on one loop."""
 
 from __future__ import annotations
 
@@ -6,52 +6,31 @@ import asyncio
 import contextlib
 import logging
 import signal
-import socket
-from collections.abc import Iterator
 from dataclasses import dataclass
-
-import uvicorn
 
 from chargewarden.api.app import create_api
 from chargewarden.api.context import ApiContext
+from chargewarden.api.server import ApiServer
 from chargewarden.config import Settings
 from chargewarden.domain.station_calls import StationCalls
 from chargewarden.gateway.admission import AdmissionPolicy
 from chargewarden.gateway.registry import InMemoryRegistry
 from chargewarden.gateway.server import Gateway, GatewayOptions, Listener
+from chargewarden.pki.crl import make_crl_provider, make_csms_root_provider
+from chargewarden.pki.hierarchy import Pki, ensure_pki, record_hierarchy
+from chargewarden.pki.material import load_tls_material
+from chargewarden.pki.passphrase import load_passphrase
 from chargewarden.security.recorder import SecurityRecorder
 from chargewarden.security.throttle import AdmissionThrottle, ThrottlePolicy
 from chargewarden.security.verifier import CredentialVerifier, VerificationCache
 from chargewarden.store import Store
+from chargewarden.watchers import PkiWatcher
 
 log = logging.getLogger(__name__)
 
 
-class _EmbeddedUvicorn(uvicorn.Server):
-    """uvicorn inside our loop: signals belong to the CSMS, not to the HTTP server."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
-
-
 def throttle_policy(settings: Settings) -> ThrottlePolicy:
     return ThrottlePolicy(**settings.throttle.model_dump())
-
-
-def bind_tcp(host: str, port: int) -> socket.socket:
-    """Bind before uvicorn sees the socket: a busy port is then our clear error, not its exit."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((host, port))
-    except OSError:
-        sock.close()
-        raise
-    sock.listen(128)
-    sock.setblocking(False)
-    return sock
 
 
 async def open_store(settings: Settings) -> Store:
@@ -66,9 +45,10 @@ class RunningCsms:
     registry: InMemoryRegistry
     gateway: Gateway
     ws_address: tuple[str, int]
-    api_address: tuple[str, int] | None
-    _api_server: _EmbeddedUvicorn | None
-    _api_task: asyncio.Task[None] | None
+    wss_address: tuple[str, int] | None
+    pki: Pki | None
+    watcher: PkiWatcher | None
+    api: ApiServer | None
 
     @property
     def ws_url(self) -> str:
@@ -76,78 +56,98 @@ class RunningCsms:
         return f"ws://{host}:{port}/ocpp"
 
     @property
-    def api_url(self) -> str | None:
-        if self.api_address is None:
+    def wss_url(self) -> str | None:
+        if self.wss_address is None:
             return None
-        host, port = self.api_address
+        # Stations verify the host name: use the name the server certificate carries.
+        return f"wss://{self.settings.public_hostname}:{self.wss_address[1]}/ocpp"
+
+    @property
+    def api_address(self) -> tuple[str, int] | None:
+        return self.api.address if self.api else None
+
+    @property
+    def api_url(self) -> str | None:
+        if self.api is None:
+            return None
+        host, port = self.api.address
         return f"http://{host}:{port}"
 
     async def stop(self) -> None:
-        if self._api_server is not None and self._api_task is not None:
-            self._api_server.should_exit = True
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._api_task
+        if self.api is not None:
+            await self.api.stop()
+        if self.watcher is not None:
+            await self.watcher.stop()
         await self.gateway.stop()
         await self.store.close()
 
 
-async def start_csms(settings: Settings, *, with_api: bool = True) -> RunningCsms:
-    """Open the store (migrating it), start the station listener and, optionally, the API."""
-    store = await open_store(settings)
-    try:
-        registry = InMemoryRegistry()
-        recorder = SecurityRecorder(store)
-        calls = StationCalls(store, recorder, settings.heartbeat_interval)
-        gateway = Gateway(
-            store,
-            registry,
-            recorder,
-            CredentialVerifier(VerificationCache()),
-            AdmissionThrottle(throttle_policy(settings)),
-            calls,
-            GatewayOptions(
-                policy=AdmissionPolicy(allow_profile_0=settings.allow_profile_0),
-                call_timeout=settings.call_timeout,
-                max_message_bytes=settings.max_message_bytes,
-                ping_interval=settings.ping_interval,
-                ping_timeout=settings.ping_timeout,
+def _gateway(settings: Settings, store: Store, registry: InMemoryRegistry) -> Gateway:
+    recorder = SecurityRecorder(store)
+    return Gateway(
+        store,
+        registry,
+        recorder,
+        CredentialVerifier(VerificationCache()),
+        AdmissionThrottle(throttle_policy(settings)),
+        StationCalls(store, recorder, settings.heartbeat_interval),
+        GatewayOptions(
+            policy=AdmissionPolicy(
+                allow_profile_0=settings.allow_profile_0, cpo_name=settings.cpo_name
             ),
-        )
-        (ws_address,) = await gateway.start([Listener(settings.host, settings.ws_port, "ws")])
-    except BaseException:
-        await store.close()
-        raise
+            call_timeout=settings.call_timeout,
+            max_message_bytes=settings.max_message_bytes,
+            ping_interval=settings.ping_interval,
+            ping_timeout=settings.ping_timeout,
+            proxy=settings.proxy,
+            tls_read_buffer_bytes=settings.tls_read_buffer_bytes,
+        ),
+    )
 
-    api_server: _EmbeddedUvicorn | None = None
-    api_task: asyncio.Task[None] | None = None
-    api_address: tuple[str, int] | None = None
-    if with_api:
-        api = create_api(
-            ApiContext(store=store, registry=registry, call_timeout=settings.call_timeout)
-        )
-        config = uvicorn.Config(
-            api,
-            host=settings.host,
-            port=settings.api_port,
-            log_level="warning",
-            lifespan="off",
-            access_log=False,
-            server_header=False,
-        )
-        api_server = _EmbeddedUvicorn(config)
-        try:
-            api_socket = bind_tcp(settings.host, settings.api_port)
-        except OSError:
-            await gateway.stop()
-            await store.close()
-            raise
-        api_address = api_socket.getsockname()[:2]
-        api_task = asyncio.create_task(api_server.serve(sockets=[api_socket]))
-        # uvicorn exposes only a flag, no event, for "listening".
-        while not api_server.started and not api_task.done():  # noqa: ASYNC110
-            await asyncio.sleep(0.02)
+
+async def start_csms(settings: Settings, *, with_api: bool = True) -> RunningCsms:
+    """Open the store (migrating it), the PKI (creating it on first start), the station
+    listeners and, optionally, the API. Anything that fails undoes what was started."""
+    async with contextlib.AsyncExitStack() as undo:
+        store = await open_store(settings)
+        undo.push_async_callback(store.close)
+        registry = InMemoryRegistry()
+        gateway = _gateway(settings, store, registry)
+        listeners = [Listener(settings.host, settings.ws_port, "ws")]
+        pki = watcher = None
+        if settings.wss_port is not None:
+            passphrase = load_passphrase(settings)
+            # Key generation on first start takes a moment; keep the loop free meanwhile.
+            pki = await asyncio.to_thread(ensure_pki, settings)
+            await record_hierarchy(store, pki)
+            gateway.use_tls_material(load_tls_material(settings, passphrase))
+            listeners.append(Listener(settings.host, settings.wss_port, "wss"))
+            watcher = PkiWatcher(settings, store, gateway, pki, passphrase)
+        addresses = await gateway.start(listeners)
+        undo.push_async_callback(gateway.stop)
+        api = None
+        if with_api:
+            context = ApiContext(
+                store=store,
+                registry=registry,
+                call_timeout=settings.call_timeout,
+                crl_provider=make_crl_provider(pki, store) if pki else None,
+                csms_root_provider=make_csms_root_provider(settings) if pki else None,
+            )
+            api = await ApiServer.start(create_api(context), settings.host, settings.api_port)
+        if watcher is not None:
+            watcher.start()
+        undo.pop_all()
     return RunningCsms(
-        settings, store, registry, gateway, ws_address, api_address, api_server, api_task
+        settings,
+        store,
+        registry,
+        gateway,
+        ws_address=addresses[0],
+        wss_address=addresses[1] if len(addresses) > 1 else None,
+        pki=pki,
+        watcher=watcher,
+        api=api,
     )
 
 

@@ -118,6 +118,9 @@ class Settings(BaseSettings):
     station_cert_lifetime_days: int = Field(2 * 365, ge=1, le=20 * 365)
     # How often the server looks for revocations, new certificates and CRLs (no restart needed).
     pki_watch_seconds: float = Field(5.0, gt=0, le=3600)
+    # Read buffer of each TLS connection; asyncio's own is 256 KiB per connection, which is
+    # most of the memory an idle charger costs (bench/tls.py). 0 keeps asyncio's default.
+    tls_read_buffer_bytes: int = Field(32 * 1024, ge=0, le=1024 * 1024)
     proxy: ProxySettings = Field(default_factory=ProxySettings)
     heartbeat_interval: int = Field(300, ge=10, le=86400)
     call_timeout: float = Field(30.0, gt=0, le=600)

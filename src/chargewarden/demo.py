@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 
 from chargewarden.app import RunningCsms, start_csms
 from chargewarden.config import Settings
+from chargewarden.demo_tls import ClientIdentity, foreign_identity, issue_for_station, tls_config
+from chargewarden.domain.station_calls import utc_now
 from chargewarden.rpc.versions import OcppVersion
 from chargewarden.security.credentials import (
     auth_key_to_hex,
@@ -47,7 +49,10 @@ class Impostor:
     version: OcppVersion
     profile: int
     note: str
-    expected_status: int
+    # HTTP status expected; None: refused in the TLS handshake, before any HTTP.
+    expected_status: int | None
+    # wrong-secret | no-credentials | foreign-cert | revoked-cert | other-station-cert
+    kind: str = "wrong-secret"
 
 
 DEMO_STATIONS = (
@@ -59,11 +64,27 @@ DEMO_STATIONS = (
     DemoStation("DEMO-201-P0", OcppVersion.V201, 0),
     DemoStation("DEMO-201-P1", OcppVersion.V201, 1, note="BasicAuthPassword"),
 )
+TLS_STATIONS = (
+    DemoStation("DEMO-16-P2", OcppVersion.V16, 2, note="TLS + AuthorizationKey"),
+    DemoStation("DEMO-201-P2", OcppVersion.V201, 2, note="TLS + BasicAuthPassword"),
+    DemoStation("DEMO-16-P3", OcppVersion.V16, 3, note="mutual TLS"),
+    DemoStation("DEMO-201-P3", OcppVersion.V201, 3, note="mutual TLS"),
+)
 IMPOSTORS = (
     Impostor("DEMO-16-P1", OcppVersion.V16, 1, "impostor: wrong AuthorizationKey", 401),
     Impostor("DEMO-201-P1", OcppVersion.V201, 1, "impostor: wrong password", 401),
-    Impostor("DEMO-201-P1", OcppVersion.V201, 0, "impostor: no credentials", 401),
+    Impostor("DEMO-201-P1", OcppVersion.V201, 0, "impostor: no credentials", 401, "no-credentials"),
     Impostor("DEMO-NOBODY", OcppVersion.V16, 1, "unknown identity", 404),
+)
+TLS_IMPOSTORS = (
+    Impostor("DEMO-16-P2", OcppVersion.V16, 2, "impostor: wrong key over TLS", 401),
+    Impostor(
+        "DEMO-16-P3", OcppVersion.V16, 3, "certificate from a foreign CA", None, "foreign-cert"
+    ),
+    Impostor("DEMO-201-P3", OcppVersion.V201, 3, "revoked certificate", 403, "revoked-cert"),
+    Impostor(
+        "DEMO-201-P3", OcppVersion.V201, 3, "certificate of DEMO-16-P3", 403, "other-station-cert"
+    ),
 )
 
 
@@ -180,30 +201,101 @@ async def _wait_admitted(runner: StationRunner, timeout: float) -> ConnectOutcom
     return runner.state.first_outcome
 
 
+async def _station_config(
+    running: RunningCsms,
+    station: DemoStation,
+    secret: bytes | str | None,
+    clients: dict[str, ClientIdentity],
+) -> StationConfig:
+    if station.profile <= 1:
+        return _config(
+            running,
+            station.identity,
+            station.version,
+            station.profile,
+            secret,
+            station.send_key_as_hex,
+        )
+    if station.profile == 2:
+        return tls_config(
+            running,
+            station.identity,
+            station.version,
+            2,
+            auth_key=secret if isinstance(secret, bytes) else None,
+            password=secret if isinstance(secret, str) else None,
+        )
+    clients[station.identity] = await issue_for_station(running, station.identity)
+    return tls_config(
+        running, station.identity, station.version, 3, client=clients[station.identity]
+    )
+
+
+async def _impostor_config(
+    running: RunningCsms, impostor: Impostor, clients: dict[str, ClientIdentity]
+) -> StationConfig:
+    identity, version, profile = impostor.identity, impostor.version, impostor.profile
+    if impostor.kind == "no-credentials":
+        return _config(running, identity, version, 0, None)
+    if impostor.kind == "wrong-secret":
+        wrong = _wrong_secret(version)
+        if profile <= 1:
+            return _config(running, identity, version, profile, wrong)
+        return tls_config(
+            running,
+            identity,
+            version,
+            profile,
+            auth_key=wrong if isinstance(wrong, bytes) else None,
+            password=wrong if isinstance(wrong, str) else None,
+        )
+    if impostor.kind == "foreign-cert":
+        client = foreign_identity(identity, running.settings.cpo_name)
+    elif impostor.kind == "revoked-cert":
+        client = await issue_for_station(running, identity)
+        await running.store.certificates.revoke(client.serial_hex, "keyCompromise", utc_now())
+    else:  # other-station-cert: a genuine certificate, of another station
+        client = clients["DEMO-16-P3"]
+    return tls_config(running, identity, version, profile, client=client)
+
+
+async def _latest_event_id(running: RunningCsms) -> int:
+    events = await running.store.events.list(limit=1)
+    return events[0].id or 0 if events else 0
+
+
+async def _why_refused(
+    running: RunningCsms, impostor: Impostor, outcome: ConnectOutcome, before: int
+) -> str:
+    if impostor.expected_status is None:
+        # Refused in the TLS handshake: the event has a peer but no identity, and the CSMS
+        # may store it a moment after the station saw the refusal.
+        for _ in range(40):
+            events = await running.store.events.list(source=EventSource.CSMS, limit=1)
+            if events and (events[0].id or 0) > before:
+                return f"{events[0].type}: {events[0].tech_info or ''}"
+            await asyncio.sleep(0.05)
+        return outcome.reason
+    return await _last_refusal(running.store, impostor.identity) or outcome.reason
+
+
 async def run_demo(settings: Settings, progress: Callable[[str], None]) -> DemoRun:
     running = await start_csms(settings)
     stop = asyncio.Event()
     demo = DemoRun(running, [], stop)
+    tls = running.wss_address is not None
+    stations = DEMO_STATIONS + (TLS_STATIONS if tls else ())
+    impostors = IMPOSTORS + (TLS_IMPOSTORS if tls else ())
     try:
-        secrets: dict[str, bytes | str | None] = {}
-        for station in DEMO_STATIONS:
-            secrets[station.identity] = await _provision(running.store, station)
-        progress(
-            f"registered {len(DEMO_STATIONS)} demo stations; connecting them to {running.ws_url}"
-        )
+        clients: dict[str, ClientIdentity] = {}
         runners: list[tuple[DemoStation, StationRunner]] = []
-        for station in DEMO_STATIONS:
-            runner = StationRunner(
-                _config(
-                    running,
-                    station.identity,
-                    station.version,
-                    station.profile,
-                    secrets[station.identity],
-                    station.send_key_as_hex,
-                )
-            )
-            runners.append((station, runner))
+        for station in stations:
+            secret = await _provision(running.store, station)
+            config = await _station_config(running, station, secret, clients)
+            runners.append((station, StationRunner(config)))
+        where = running.ws_url + (f" and {running.wss_url}" if tls else "")
+        progress(f"registered {len(stations)} demo stations; connecting them to {where}")
+        for _, runner in runners:
             demo.tasks.append(asyncio.create_task(runner.run(stop)))
         for station, runner in runners:
             outcome = await _wait_admitted(runner, ADMISSION_WAIT_SECONDS)
@@ -218,19 +310,18 @@ async def run_demo(settings: Settings, progress: Callable[[str], None]) -> DemoR
             demo.rows.append(row)
 
         progress("letting impostors try")
-        for impostor in IMPOSTORS:
-            secret = None if impostor.profile == 0 else _wrong_secret(impostor.version)
-            probe = StationRunner(
-                _config(running, impostor.identity, impostor.version, impostor.profile, secret)
-            )
+        for impostor in impostors:
+            probe = StationRunner(await _impostor_config(running, impostor, clients))
+            before = await _latest_event_id(running)
             outcome = await probe.connect_once()
             row = DemoRow(impostor.identity, impostor.version, impostor.profile, impostor.note)
             if outcome.admitted:
                 row.outcome, row.why = "ADMITTED", "this must not happen"
             else:
-                row.outcome = f"refused {outcome.http_status}"
-                row.why = await _last_refusal(running.store, impostor.identity) or outcome.reason
-                row.as_expected = outcome.http_status == impostor.expected_status
+                status = outcome.http_status
+                row.outcome = f"refused {status}" if status else "refused (TLS)"
+                row.why = await _why_refused(running, impostor, outcome, before)
+                row.as_expected = status == impostor.expected_status
             demo.rows.append(row)
 
         # Give the admitted stations a moment to deliver StartupOfTheDevice.

@@ -27,6 +27,7 @@ def csms_settings(tmp_path: Path) -> dict[str, Any]:
         "data_dir": tmp_path,
         "host": "127.0.0.1",
         "ws_port": 0,
+        "wss_port": None,  # TLS suites turn it on (test_gateway_tls.py)
         "api_port": 0,
         "allow_profile_0": True,
         "call_timeout": 5.0,

@@ -36,6 +36,7 @@ async def stack(tmp_path: Path, database_url: str) -> AsyncIterator[dict[str, An
         database_url=database_url,
         host="127.0.0.1",
         ws_port=0,
+        wss_port=None,
         api_port=0,
         call_timeout=3.0,
     )

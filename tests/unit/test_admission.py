@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import UTC, datetime
 
 import pytest
 
@@ -10,11 +11,13 @@ from chargewarden.gateway.admission import (
     Accept,
     AdmissionPolicy,
     CheckPassword,
+    ClientCertificate,
     ConnectRequest,
     Reject,
     Transport,
     admit,
 )
+from chargewarden.pki.certinfo import CertificateFacts
 from chargewarden.rpc.versions import OcppVersion
 from chargewarden.security.basic_auth import BasicCredentials
 from chargewarden.security.events import CsmsEvent
@@ -157,3 +160,96 @@ def test_rpc_01_other_ocpp_version_offered_is_a_version_mismatch() -> None:
 def test_pending_credential_also_admits_during_rotation() -> None:
     verdict = admit(STATION, WS, request(), POLICY, CredentialMatch.PENDING)
     assert isinstance(verdict, Accept) and verdict.credential is CredentialMatch.PENDING
+
+
+# ---- profiles 2 and 3 ----------------------------------------------------------------------
+
+P3 = replace(STATION, security_profile=3, credential_hash=None, serial_number="SN-1")
+P3_POLICY = AdmissionPolicy(allow_profile_0=False, cpo_name="Example CPO")
+
+
+def certificate(
+    cn: str | None = "SN-1",
+    o: str | None = "Example CPO",
+    issued_to: str | None = "CP-1",
+    revoked: bool = False,
+) -> ClientCertificate:
+    facts = CertificateFacts(
+        subject_cn=cn,
+        subject_o=o,
+        serial_hex="1A2B",
+        issuer="CN=Station CA",
+        fingerprint_sha256="00" * 32,
+        not_before=datetime(2026, 1, 1, tzinfo=UTC),
+        not_after=datetime(2028, 1, 1, tzinfo=UTC),
+        is_ca=False,
+    )
+    return ClientCertificate(facts, issued_to, revoked, "keyCompromise" if revoked else None)
+
+
+def wss(cert: ClientCertificate | None = None) -> Transport:
+    return Transport("wss", "192.0.2.10", cert)
+
+
+def test_sec_06_profile_2_is_basic_auth_over_wss() -> None:
+    station = replace(STATION, security_profile=2)
+    assert admit(station, wss(), request(), POLICY) == CheckPassword(b"secret")
+    verdict = admit(station, wss(), request(), POLICY, CredentialMatch.CURRENT)
+    assert isinstance(verdict, Accept) and verdict.profile == 2
+
+
+def test_sec_09_profile_3_admits_the_right_certificate_without_basic_auth() -> None:
+    verdict = admit(P3, wss(certificate()), request(username=None), P3_POLICY)
+    assert isinstance(verdict, Accept)
+    assert verdict.profile == 3 and verdict.credential is None
+
+
+def test_sec_01_profile_3_station_with_only_basic_auth_is_refused() -> None:
+    verdict = admit(P3, wss(), request(), P3_POLICY, CredentialMatch.CURRENT)
+    assert isinstance(verdict, Reject)
+    assert verdict.event is CsmsEvent.PROFILE_TRANSPORT_MISMATCH
+    assert "without a client certificate" in verdict.reason
+
+
+@pytest.mark.parametrize(
+    ("cert", "event", "words"),
+    [
+        (certificate(revoked=True), CsmsEvent.REVOKED_CERTIFICATE, "revoked"),
+        (certificate(cn="SN-2"), CsmsEvent.CERTIFICATE_IDENTITY_MISMATCH, "CN 'SN-2'"),
+        (certificate(cn="SN-1x"), CsmsEvent.CERTIFICATE_IDENTITY_MISMATCH, "serial number"),
+        (certificate(o="Other CPO"), CsmsEvent.CERTIFICATE_IDENTITY_MISMATCH, "O 'Other CPO'"),
+        (
+            certificate(issued_to="CP-2"),
+            CsmsEvent.CERTIFICATE_IDENTITY_MISMATCH,
+            "issued to station CP-2",
+        ),
+    ],
+)
+def test_sec_09_sec_10_wrong_certificates_are_refused_with_the_reason(
+    cert: ClientCertificate, event: CsmsEvent, words: str
+) -> None:
+    verdict = admit(P3, wss(cert), request(username=None), P3_POLICY)
+    assert isinstance(verdict, Reject)
+    assert (verdict.status, verdict.event) == (403, event)
+    assert words in verdict.reason
+
+
+def test_sec_09_station_cpo_name_overrides_the_global_one() -> None:
+    station = replace(P3, cpo_name="Station Own CPO")
+    verdict = admit(
+        station, wss(certificate(o="Station Own CPO")), request(username=None), P3_POLICY
+    )
+    assert isinstance(verdict, Accept)
+
+
+def test_sec_09_cn_defaults_to_the_identity() -> None:
+    station = replace(P3, serial_number=None)
+    verdict = admit(station, wss(certificate(cn="CP-1")), request(username=None), P3_POLICY)
+    assert isinstance(verdict, Accept)
+
+
+def test_upg_02_pending_profile_3_admits_a_certificate_and_commits() -> None:
+    upgrading = replace(STATION, security_profile=2, pending_profile=3, serial_number="SN-1")
+    verdict = admit(upgrading, wss(certificate()), request(username=None), P3_POLICY)
+    assert isinstance(verdict, Accept)
+    assert verdict.profile == 3 and verdict.commits_pending_profile

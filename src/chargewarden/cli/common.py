@@ -13,6 +13,7 @@ import typer
 
 from chargewarden.config import ConfigError, Settings, load_settings
 from chargewarden.logs import configure_logging
+from chargewarden.pki import PkiError
 from chargewarden.store import Store, StoreError
 
 T = TypeVar("T")
@@ -53,7 +54,7 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
         return asyncio.run(coro)
     except CliError as exc:
         fail(str(exc))
-    except (StoreError, ConfigError) as exc:
+    except (StoreError, ConfigError, PkiError) as exc:
         fail(str(exc))
     except OSError as exc:
         fail(f"{exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else ""))

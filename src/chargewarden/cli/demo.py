@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from chargewarden.cli.common import ConfigOption, DataDirOption, print_table, run, settings_from
-from chargewarden.cli.serve import ApiPortOption, HostOption, WsPortOption
+from chargewarden.cli.serve import ApiPortOption, HostOption, WsPortOption, WssPortOption
 from chargewarden.config import Settings
 from chargewarden.logs import configure_logging
 
@@ -53,11 +53,18 @@ def demo(
     data_dir: DataDirOption = None,
     host: HostOption = None,
     ws_port: WsPortOption = None,
+    wss_port: WssPortOption = None,
     api_port: ApiPortOption = None,
 ) -> None:
     """Start the CSMS with simulated stations, show who is admitted and who is refused."""
     settings = settings_from(
-        config, data_dir, host=host, ws_port=ws_port, api_port=api_port, allow_profile_0=True
+        config,
+        data_dir,
+        host=host,
+        ws_port=ws_port,
+        wss_port=wss_port,
+        api_port=api_port,
+        allow_profile_0=True,
     )
     configure_logging("WARNING", settings.log_format)
     raise typer.Exit(run(_demo(settings, once)))

@@ -14,6 +14,14 @@ HostOption = Annotated[str | None, typer.Option("--host", help="Address to liste
 WsPortOption = Annotated[
     int | None, typer.Option("--ws-port", help="Port for ws:// station connections (0: any free)")
 ]
+WssPortOption = Annotated[
+    int | None,
+    typer.Option("--wss-port", help="Port for wss:// stations, profiles 2 and 3 (0: any free)"),
+]
+HostnameOption = Annotated[
+    str | None,
+    typer.Option("--public-hostname", help="Name stations use for the CSMS (server certificate)"),
+]
 ApiPortOption = Annotated[
     int | None, typer.Option("--api-port", help="Port of the HTTP API (0: any free)")
 ]
@@ -25,6 +33,8 @@ async def _serve(settings: Settings) -> None:
 
     running = await start_csms(settings)
     typer.echo(f"ChargeWarden CSMS: stations connect to {running.ws_url}/<identity>")
+    if running.wss_url:
+        typer.echo(f"  profiles 2 and 3: {running.wss_url}/<identity>")
     typer.echo(f"HTTP API: {running.api_url}/api/docs  (health: {running.api_url}/healthz)")
     typer.echo(f"database: {running.store.url_for_display}")
     typer.echo("Ctrl-C to stop.")
@@ -36,9 +46,19 @@ def serve(
     data_dir: DataDirOption = None,
     host: HostOption = None,
     ws_port: WsPortOption = None,
+    wss_port: WssPortOption = None,
+    public_hostname: HostnameOption = None,
     api_port: ApiPortOption = None,
 ) -> None:
-    """Run the CSMS: the station gateway and the HTTP API."""
-    settings = settings_from(config, data_dir, host=host, ws_port=ws_port, api_port=api_port)
+    """Run the CSMS: the station gateway (ws and wss) and the HTTP API."""
+    settings = settings_from(
+        config,
+        data_dir,
+        host=host,
+        ws_port=ws_port,
+        wss_port=wss_port,
+        public_hostname=public_hostname,
+        api_port=api_port,
+    )
     configure_logging(settings.log_level, settings.log_format)
     run(_serve(settings))

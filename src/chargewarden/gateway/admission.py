@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+from chargewarden.pki.certinfo import CertificateFacts
 from chargewarden.rpc.versions import OcppVersion
 from chargewarden.security.basic_auth import BasicCredentials, username_matches
 from chargewarden.security.events import CsmsEvent
@@ -22,11 +23,31 @@ WWW_AUTHENTICATE = 'Basic realm="OCPP", charset="UTF-8"'
 
 
 @dataclass(frozen=True, slots=True)
+class ClientCertificate:
+    """A client certificate whose chain already verified (OpenSSL, or our check in proxy mode),
+    with what the store knows about it."""
+
+    facts: CertificateFacts
+    # The station our store says it was issued to; None when we did not issue it (imported CA).
+    issued_to: str | None = None
+    revoked: bool = False
+    revocation_reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Transport:
     """What the network edge knows about the connection."""
 
     scheme: Literal["ws", "wss"]
     peer: str
+    client_certificate: ClientCertificate | None = None
+
+    def describe(self) -> str:
+        if self.scheme == "ws":
+            return "over ws"
+        if self.client_certificate is None:
+            return "over wss without a client certificate"
+        return "over wss with a client certificate"
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +62,8 @@ class ConnectRequest:
 @dataclass(frozen=True, slots=True)
 class AdmissionPolicy:
     allow_profile_0: bool = False
+    # The O a profile-3 certificate must carry unless the station has its own CPO name.
+    cpo_name: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,11 +103,17 @@ def _unauthorized(event: CsmsEvent, reason: str) -> Reject:
     return Reject(401, event, reason, (("WWW-Authenticate", WWW_AUTHENTICATE),))
 
 
+def _forbidden(event: CsmsEvent, reason: str) -> Reject:
+    return Reject(403, event, reason)
+
+
 def _transport_profiles(transport: Transport) -> frozenset[int]:
-    # Profiles 2/3 (TLS) arrive with issue 3's listener; a plain ws connection can only be 0/1.
     if transport.scheme == "ws":
         return frozenset({0, 1})
-    return frozenset({2})
+    if transport.client_certificate is None:
+        return frozenset({2})
+    # A verified certificate does not stop a profile-2 station from using Basic auth.
+    return frozenset({2, 3})
 
 
 def _allowed_profiles(station: StationRecord) -> frozenset[int]:
@@ -121,8 +150,16 @@ def admit(
             CsmsEvent.PROFILE_TRANSPORT_MISMATCH,
             f"station is on security profile {station.security_profile}"
             + (f" (pending {station.pending_profile})" if station.pending_profile else "")
-            + f" but connected over {transport.scheme}",
+            + f" but connected {transport.describe()}",
         )
+
+    if 3 in possible:
+        assert transport.client_certificate is not None
+        refusal = _check_certificate(station, transport.client_certificate, policy)
+        if refusal is not None:
+            return refusal
+        # Profile 3 authenticates by certificate only; a Basic header, if any, is ignored.
+        return _choose_version(station, request, profile=3, credential=None)
 
     if possible == {0}:
         if not policy.allow_profile_0:
@@ -151,6 +188,37 @@ def admit(
     if password_match is CredentialMatch.NONE:
         return _unauthorized(CsmsEvent.INVALID_CREDENTIALS, "password does not match")
     return _choose_version(station, request, profile=profile, credential=password_match)
+
+
+def _check_certificate(
+    station: StationRecord, certificate: ClientCertificate, policy: AdmissionPolicy
+) -> Reject | None:
+    """SEC-09/SEC-10: the certificate must name this station, its CPO, and not be revoked."""
+    facts = certificate.facts
+    if certificate.revoked:
+        why = f" ({certificate.revocation_reason})" if certificate.revocation_reason else ""
+        return _forbidden(
+            CsmsEvent.REVOKED_CERTIFICATE, f"client certificate {facts.serial_hex} is revoked{why}"
+        )
+    if certificate.issued_to is not None and certificate.issued_to != station.identity:
+        return _forbidden(
+            CsmsEvent.CERTIFICATE_IDENTITY_MISMATCH,
+            f"client certificate {facts.serial_hex} was issued to station {certificate.issued_to}",
+        )
+    expected_cn = station.expected_serial
+    if facts.subject_cn != expected_cn:
+        return _forbidden(
+            CsmsEvent.CERTIFICATE_IDENTITY_MISMATCH,
+            f"certificate CN {facts.subject_cn!r} is not the station's serial number "
+            f"{expected_cn!r}",
+        )
+    expected_o = station.cpo_name or policy.cpo_name
+    if facts.subject_o != expected_o:
+        return _forbidden(
+            CsmsEvent.CERTIFICATE_IDENTITY_MISMATCH,
+            f"certificate O {facts.subject_o!r} is not the CPO name {expected_o!r}",
+        )
+    return None
 
 
 def _choose_version(

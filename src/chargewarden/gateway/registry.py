@@ -23,6 +23,8 @@ class ConnectionInfo:
     connected_since: datetime
     peer: str
     transport: str  # "ws" or "wss"
+    # SHA-256 of the client certificate (profile 3), so a revocation can close the connection.
+    certificate_fingerprint: str | None = None
 
 
 class StationLink(Protocol):
@@ -56,6 +58,8 @@ class ConnectionRegistry(Protocol):
 
     def all(self) -> list[ConnectionInfo]: ...
 
+    def links(self) -> list[StationLink]: ...
+
 
 class InMemoryRegistry:
     """Single-node registry."""
@@ -79,6 +83,9 @@ class InMemoryRegistry:
 
     def all(self) -> list[ConnectionInfo]:
         return sorted((link.info for link in self._links.values()), key=lambda i: i.identity)
+
+    def links(self) -> list[StationLink]:
+        return list(self._links.values())
 
     def __len__(self) -> int:
         return len(self._links)

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import ssl
 import weakref
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http import HTTPStatus
 from typing import Literal
@@ -22,6 +21,7 @@ from websockets.exceptions import InvalidHeader
 from websockets.headers import parse_subprotocol
 from websockets.http11 import Request, Response
 
+from chargewarden.config import ProxySettings
 from chargewarden.domain.station_calls import StationCalls, StationSession
 from chargewarden.gateway.admission import (
     Accept,
@@ -35,7 +35,10 @@ from chargewarden.gateway.admission import (
 from chargewarden.gateway.connection import StationConnection
 from chargewarden.gateway.identity import identity_from_path
 from chargewarden.gateway.registry import ConnectionInfo, ConnectionRegistry
+from chargewarden.gateway.tls import HandshakeFailure, TlsTerminator, build_server_context
+from chargewarden.gateway.transport_facts import TransportInspector, TransportRefused
 from chargewarden.logs import wire_logger
+from chargewarden.pki.material import TlsMaterial
 from chargewarden.security.basic_auth import parse_basic_authorization
 from chargewarden.security.events import CsmsEvent
 from chargewarden.security.recorder import SecurityRecorder
@@ -56,7 +59,6 @@ class Listener:
     host: str
     port: int
     scheme: Literal["ws", "wss"] = "ws"
-    ssl_context: ssl.SSLContext | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +68,8 @@ class GatewayOptions:
     max_message_bytes: int = 256 * 1024
     ping_interval: float | None = 60.0
     ping_timeout: float | None = 30.0
+    proxy: ProxySettings = field(default_factory=ProxySettings)
+    tls_read_buffer_bytes: int = 32 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,18 +123,38 @@ class Gateway:
             weakref.WeakKeyDictionary()
         )
         self._servers: list[Server] = []
+        self._inspector = TransportInspector(store, options.proxy)
+        self._tls: TlsTerminator | None = None
         # Strong references, so closing a replaced connection is not garbage-collected midway.
         self._background: set[asyncio.Task[None]] = set()
+
+    def use_tls_material(self, material: TlsMaterial) -> None:
+        """Build a server context from `material`; the next handshakes use it (no restart)."""
+        context = build_server_context(material)
+        if self._tls is None:
+            self._tls = TlsTerminator(
+                context,
+                self._tls_refused,
+                self._peer_may_handshake,
+                self._options.tls_read_buffer_bytes,
+            )
+        else:
+            self._tls.replace_context(context)
+        self._inspector.use_material(material)
 
     async def start(self, listeners: list[Listener]) -> list[tuple[str, int]]:
         """Open every listener; return the bound (host, port) pairs, in order."""
         bound: list[tuple[str, int]] = []
         for listener in listeners:
+            extra: dict[str, object] = {}
+            if listener.scheme == "wss":
+                if self._tls is None:
+                    raise RuntimeError("a wss listener needs use_tls_material() first")
+                extra["create_connection"] = self._tls.connection_factory()
             server = await serve(
                 self._handler,
                 listener.host,
                 listener.port,
-                ssl=listener.ssl_context,
                 process_request=lambda conn, req, lst=listener: self._process_request(
                     conn, req, lst
                 ),
@@ -141,6 +165,7 @@ class Gateway:
                 ping_timeout=self._options.ping_timeout,
                 server_header=SERVER_HEADER,
                 logger=wire_logger("chargewarden.gateway.websockets"),
+                **extra,  # type: ignore[arg-type]
             )
             self._servers.append(server)
             sockname = next(iter(server.sockets)).getsockname()
@@ -150,7 +175,39 @@ class Gateway:
             )
         return bound
 
+    def _peer_may_handshake(self, peer: str) -> bool:
+        return self._throttle.check("", peer).allowed
+
+    async def _tls_refused(self, peer: str, failure: HandshakeFailure) -> None:
+        block_started = self._throttle.record_failure("", peer)
+        await self._recorder.csms(failure.event, identity=None, peer=peer, reason=failure.reason)
+        if block_started:
+            await self._recorder.csms(
+                CsmsEvent.RATE_LIMITED,
+                identity=None,
+                peer=peer,
+                reason="repeated failed TLS handshakes; further attempts refused for a while",
+            )
+
+    async def close_connections_using(self, fingerprints: set[str], reason: str) -> list[str]:
+        """Close every live connection authenticated by one of these certificates."""
+        closed: list[str] = []
+        for link in self._registry.links():
+            if link.info.certificate_fingerprint in fingerprints:
+                await self._recorder.csms(
+                    CsmsEvent.REVOKED_CERTIFICATE,
+                    identity=link.info.identity,
+                    peer=link.info.peer,
+                    reason=f"live connection closed: {reason}",
+                    version=link.info.ocpp_version,
+                )
+                await link.close(1008, "certificate revoked")
+                closed.append(link.info.identity)
+        return closed
+
     async def stop(self) -> None:
+        if self._tls is not None:
+            await self._tls.close()
         for server in self._servers:
             server.close(close_connections=True)
         for server in self._servers:
@@ -204,7 +261,14 @@ class Gateway:
             credentials=credentials,
             malformed_authorization=present and credentials is None,
         )
-        transport = Transport(listener.scheme, peer)
+        try:
+            inspection = await self._inspector.inspect(connection, request, listener.scheme, peer)
+        except TransportRefused as refused:
+            verdict = Reject(403, refused.event, refused.reason)
+            return await self._refuse(connection, verdict, identity, peer, None)
+        for event, reason in inspection.notes:
+            await self._recorder.csms(event, identity=identity, peer=peer, reason=reason)
+        transport = inspection.transport
         station = await self._store.stations.get(identity)
         verdict = admit(station, transport, connect, self._options.policy)
         if isinstance(verdict, CheckPassword):
@@ -286,6 +350,11 @@ class Gateway:
             connected_since=now,
             peer=peer,
             transport=admitted.transport.scheme,
+            certificate_fingerprint=(
+                admitted.transport.client_certificate.facts.fingerprint_sha256
+                if admitted.transport.client_certificate and accept.profile == 3
+                else None
+            ),
         )
         link = StationConnection(
             websocket, info, session, self._calls, self._recorder, self._options.call_timeout

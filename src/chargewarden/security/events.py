@@ -128,6 +128,12 @@ class CsmsEvent(StrEnum):
     INVALID_CLIENT_CERTIFICATE = "InvalidClientCertificate"
     CERTIFICATE_IDENTITY_MISMATCH = "CertificateIdentityMismatch"
     REVOKED_CERTIFICATE = "RevokedCertificate"
+    # TLS handshakes the CSMS refused before any HTTP (identity not yet known)
+    TLS_VERSION_REFUSED = "InvalidTLSVersion"
+    TLS_CIPHER_REFUSED = "InvalidTLSCipherSuite"
+    TLS_HANDSHAKE_FAILED = "TlsHandshakeFailed"
+    # Proxy mode (SEC-12): forwarded-certificate headers from a peer that is not a trusted proxy
+    UNTRUSTED_PROXY_HEADERS = "UntrustedProxyHeaders"
 
 
 # Critical = an operator should look now. Single failed logins, scanners and misconfigurations
@@ -155,6 +161,12 @@ _CSMS_CRITICAL: MappingProxyType[CsmsEvent, bool] = MappingProxyType(
         CsmsEvent.INVALID_CLIENT_CERTIFICATE: True,
         CsmsEvent.CERTIFICATE_IDENTITY_MISMATCH: True,  # a valid certificate of someone else
         CsmsEvent.REVOKED_CERTIFICATE: True,
+        # Old TLS stacks and scanners are common; the station side reports its own refusals.
+        CsmsEvent.TLS_VERSION_REFUSED: False,
+        CsmsEvent.TLS_CIPHER_REFUSED: False,
+        CsmsEvent.TLS_HANDSHAKE_FAILED: False,
+        # Someone is trying to inject a client certificate past the proxy.
+        CsmsEvent.UNTRUSTED_PROXY_HEADERS: True,
     }
 )
 
