@@ -30,6 +30,7 @@ test: setup lint
 bench: setup
 	$(BIN)/python bench/rpc.py
 	$(BIN)/python bench/auth.py
+	$(BIN)/python bench/tls.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache src/*.egg-info

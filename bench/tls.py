@@ -38,7 +38,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from chargewarden.config import load_settings
 from chargewarden.pki.hierarchy import Pki
 from chargewarden.pki.issue import issue_station_certificate
-from chargewarden.pki.material import csms_root_pem, load_tls_material
+from chargewarden.pki.material import csms_root_pem
 from chargewarden.pki.passphrase import load_passphrase
 from chargewarden.pki.recording import record_certificate, record_for
 from chargewarden.rpc.versions import OcppVersion
@@ -164,21 +164,30 @@ asyncio.run(main())
 """
 
 
-def start_server(kind: str, data_dir: Path, port: int, env: dict[str, str]) -> subprocess.Popen[str]:
+def start_server(
+    kind: str, data_dir: Path, port: int, env: dict[str, str]
+) -> subprocess.Popen[str]:
     if kind == "bare":
         command = [sys.executable, "-c", BARE_SERVER, str(data_dir), str(port)]
     else:
         command = [
             str(Path(sys.executable).with_name("chargewarden")),
             "serve",
-            "--data-dir", str(data_dir),
-            "--host", "127.0.0.1",
-            "--public-hostname", "localhost",
-            "--ws-port", "0",
-            "--api-port", "0",
-            "--wss-port", str(port),
+            "--data-dir",
+            str(data_dir),
+            "--host",
+            "127.0.0.1",
+            "--public-hostname",
+            "localhost",
+            "--ws-port",
+            "0",
+            "--api-port",
+            "0",
+            "--wss-port",
+            str(port),
         ]
-    return subprocess.Popen(
+    # Our own interpreter and console script with arguments we built: nothing untrusted.
+    return subprocess.Popen(  # noqa: S603
         command, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
     )
 
@@ -233,8 +242,9 @@ async def close_all(connections: list[ClientConnection]) -> None:
     await asyncio.gather(*(c.close() for c in connections), return_exceptions=True)
 
 
-async def measure(label: str, kind: str, data_dir: Path, stations: list[Station],
-                  env: dict[str, str]) -> Measured:
+async def measure(
+    label: str, kind: str, data_dir: Path, stations: list[Station], env: dict[str, str]
+) -> Measured:
     port = free_port()
     server = start_server(kind, data_dir, port, env)
     try:
@@ -254,8 +264,10 @@ async def measure(label: str, kind: str, data_dir: Path, stations: list[Station]
         await asyncio.sleep(2.0)
         per_connection = (rss_kib(server.pid) - before) / max(1, len(idle))
         await close_all(idle)
-        print(f"  {label}: {len(connections)} in {elapsed:.2f} s, "
-              f"{len(connections) / elapsed:.0f}/s, {per_connection:.1f} KiB RSS per idle connection")
+        print(
+            f"  {label}: {len(connections)} in {elapsed:.2f} s, "
+            f"{len(connections) / elapsed:.0f}/s, {per_connection:.1f} KiB RSS per idle connection"
+        )
         return Measured(label, len(connections), elapsed, per_connection)
     finally:
         server.terminate()
@@ -265,6 +277,7 @@ async def measure(label: str, kind: str, data_dir: Path, stations: list[Station]
 def write_results(count: int, rows: list[Measured]) -> None:
     bare = next(r for r in rows if r.label.startswith("bare"))
     shipped = rows[0]
+    rate_met = shipped.per_second >= 0.8 * bare.per_second
     lines = [
         "## TLS: connection storm and memory per idle wss connection",
         "",
@@ -276,10 +289,15 @@ def write_results(count: int, rows: list[Measured]) -> None:
         "handshakes in flight), half on profile 2 (Basic auth, credential cache warm) and half "
         "on profile 3 (client certificate, checked against the store), permessage-deflate "
         "negotiated. Baseline, same run: a bare `websockets` TLS echo server with the same "
-        "certificates, client-certificate verification and compression. RSS growth of the "
-        "server process divided by the idle connections.",
+        "certificates, client-certificate verification and compression. Memory: all "
+        f"stations reconnect gently ({IDLE_CONNECT_CONCURRENCY} at a time) and stay idle; the "
+        "server process's RSS growth divided by the connections. What brought ChargeWarden "
+        "here: 32 KiB instead of 256 KiB TLS read buffers (the second row), last_seen written "
+        "behind instead of one commit per connection, and two pooled SQLite connections "
+        "instead of fifteen threads contending for the GIL.",
         "",
-        "| server | connected | seconds | connections/s | ratio to bare | KiB RSS per idle connection |",
+        "| server | connected | seconds | connections/s | ratio to bare "
+        "| KiB RSS per idle connection |",
         "|---|---:|---:|---:|---:|---:|",
     ]
     for row in rows:
@@ -289,7 +307,7 @@ def write_results(count: int, rows: list[Measured]) -> None:
         )
     lines += [
         "",
-        f"Goal: ≥ 0.8 of the bare server's rate — {'met' if shipped.per_second >= 0.8 * bare.per_second else 'NOT met'} "
+        f"Goal: ≥ 0.8 of the bare server's rate — {'met' if rate_met else 'NOT met'} "
         f"({shipped.per_second / bare.per_second:.2f}); ≤ 64 KiB per idle connection — "
         f"{'met' if shipped.rss_per_connection_kib <= 64 else 'NOT met'} "
         f"({shipped.rss_per_connection_kib:.1f} KiB).",

@@ -12,6 +12,7 @@ from chargewarden.api.app import create_api
 from chargewarden.api.context import ApiContext
 from chargewarden.api.server import ApiServer
 from chargewarden.config import Settings
+from chargewarden.domain.presence import PresenceRecorder
 from chargewarden.domain.station_calls import StationCalls
 from chargewarden.gateway.admission import AdmissionPolicy
 from chargewarden.gateway.registry import InMemoryRegistry
@@ -44,6 +45,7 @@ class RunningCsms:
     store: Store
     registry: InMemoryRegistry
     gateway: Gateway
+    presence: PresenceRecorder
     ws_address: tuple[str, int]
     wss_address: tuple[str, int] | None
     pki: Pki | None
@@ -79,10 +81,13 @@ class RunningCsms:
         if self.watcher is not None:
             await self.watcher.stop()
         await self.gateway.stop()
+        await self.presence.close()
         await self.store.close()
 
 
-def _gateway(settings: Settings, store: Store, registry: InMemoryRegistry) -> Gateway:
+def _gateway(
+    settings: Settings, store: Store, registry: InMemoryRegistry, presence: PresenceRecorder
+) -> Gateway:
     recorder = SecurityRecorder(store)
     return Gateway(
         store,
@@ -90,7 +95,7 @@ def _gateway(settings: Settings, store: Store, registry: InMemoryRegistry) -> Ga
         recorder,
         CredentialVerifier(VerificationCache()),
         AdmissionThrottle(throttle_policy(settings)),
-        StationCalls(store, recorder, settings.heartbeat_interval),
+        StationCalls(store, recorder, settings.heartbeat_interval, presence),
         GatewayOptions(
             policy=AdmissionPolicy(
                 allow_profile_0=settings.allow_profile_0, cpo_name=settings.cpo_name
@@ -112,7 +117,9 @@ async def start_csms(settings: Settings, *, with_api: bool = True) -> RunningCsm
         store = await open_store(settings)
         undo.push_async_callback(store.close)
         registry = InMemoryRegistry()
-        gateway = _gateway(settings, store, registry)
+        presence = PresenceRecorder(store)
+        undo.push_async_callback(presence.close)
+        gateway = _gateway(settings, store, registry, presence)
         listeners = [Listener(settings.host, settings.ws_port, "ws")]
         pki = watcher = None
         if settings.wss_port is not None:
@@ -143,6 +150,7 @@ async def start_csms(settings: Settings, *, with_api: bool = True) -> RunningCsm
         store,
         registry,
         gateway,
+        presence,
         ws_address=addresses[0],
         wss_address=addresses[1] if len(addresses) > 1 else None,
         pki=pki,

@@ -6,6 +6,7 @@ import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from chargewarden.domain.presence import PresenceRecorder
 from chargewarden.rpc.errors import ErrorKind, RpcError
 from chargewarden.rpc.versions import OcppVersion
 from chargewarden.security.recorder import SecurityRecorder
@@ -59,10 +60,20 @@ def parse_time(text: str | None) -> datetime | None:
 
 
 class StationCalls:
-    def __init__(self, store: Store, recorder: SecurityRecorder, heartbeat_interval: int) -> None:
+    def __init__(
+        self,
+        store: Store,
+        recorder: SecurityRecorder,
+        heartbeat_interval: int,
+        presence: PresenceRecorder,
+    ) -> None:
         self._store = store
         self._recorder = recorder
         self._heartbeat_interval = heartbeat_interval
+        self._presence = presence
+
+    def seen(self, identity: str, at: datetime) -> None:
+        self._presence.seen(identity, at)
 
     def gate(self, session: StationSession, action: str) -> RpcError | None:
         """RPC-08: after a Rejected boot only BootNotification is served."""
@@ -119,7 +130,7 @@ class StationCalls:
 
     async def heartbeat(self, session: StationSession) -> datetime:
         now = utc_now()
-        await self._store.stations.touch(session.identity, now)
+        self._presence.seen(session.identity, now)
         return now
 
     async def connector_status(

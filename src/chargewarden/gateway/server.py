@@ -16,9 +16,6 @@ from http import HTTPStatus
 from typing import Literal
 
 from websockets.asyncio.server import Server, ServerConnection, serve
-from websockets.datastructures import MultipleValuesError
-from websockets.exceptions import InvalidHeader
-from websockets.headers import parse_subprotocol
 from websockets.http11 import Request, Response
 
 from chargewarden.config import ProxySettings
@@ -36,7 +33,12 @@ from chargewarden.gateway.connection import StationConnection
 from chargewarden.gateway.identity import identity_from_path
 from chargewarden.gateway.registry import ConnectionInfo, ConnectionRegistry
 from chargewarden.gateway.tls import HandshakeFailure, TlsTerminator, build_server_context
-from chargewarden.gateway.transport_facts import TransportInspector, TransportRefused
+from chargewarden.gateway.transport_facts import (
+    TransportInspector,
+    TransportRefused,
+    authorization_header,
+    offered_subprotocols,
+)
 from chargewarden.logs import wire_logger
 from chargewarden.pki.material import TlsMaterial
 from chargewarden.security.basic_auth import parse_basic_authorization
@@ -77,28 +79,6 @@ class _Admitted:
     accept: Accept
     station: StationRecord
     transport: Transport
-
-
-def _offered_subprotocols(request: Request) -> tuple[str, ...]:
-    offered: list[str] = []
-    for value in request.headers.get_all("Sec-WebSocket-Protocol"):
-        try:
-            offered.extend(parse_subprotocol(value))
-        except InvalidHeader:
-            continue
-    return tuple(offered)
-
-
-def _authorization(request: Request) -> tuple[bytes | None, bool]:
-    """(raw header bytes, present) — several Authorization headers count as malformed."""
-    try:
-        value = request.headers.get("Authorization")
-    except MultipleValuesError:
-        return None, True
-    if value is None:
-        return None, False
-    # websockets decoded the header as ISO-8859-1-compatible text; undo that to get the bytes.
-    return value.encode("latin-1", errors="surrogateescape"), True
 
 
 class Gateway:
@@ -164,6 +144,9 @@ class Gateway:
                 ping_interval=self._options.ping_interval,
                 ping_timeout=self._options.ping_timeout,
                 server_header=SERVER_HEADER,
+                # Admission waits for the store; in a reconnect storm that queue, not the
+                # station, is slow, and refusing would only make the station retry later.
+                open_timeout=30,
                 logger=wire_logger("chargewarden.gateway.websockets"),
                 **extra,  # type: ignore[arg-type]
             )
@@ -253,11 +236,11 @@ class Gateway:
         if decision.delay > 0:
             await asyncio.sleep(decision.delay)
 
-        raw_authorization, present = _authorization(request)
+        raw_authorization, present = authorization_header(request)
         credentials = parse_basic_authorization(raw_authorization)
         connect = ConnectRequest(
             identity=identity,
-            offered_subprotocols=_offered_subprotocols(request),
+            offered_subprotocols=offered_subprotocols(request),
             credentials=credentials,
             malformed_authorization=present and credentials is None,
         )
@@ -375,7 +358,7 @@ class Gateway:
             peer,
         )
         try:
-            await self._store.stations.touch(accept.identity, now)
+            self._calls.seen(accept.identity, now)
             await link.serve()
         finally:
             self._registry.unregister(link)

@@ -37,7 +37,8 @@ TLS12_CIPHERS = ":".join(
         "AES256-GCM-SHA384",  # TLS_RSA_WITH_AES_256_GCM_SHA384
     )
 )
-HANDSHAKE_TIMEOUT_SECONDS = 10.0
+# Long enough for a reconnect storm queued behind thousands of handshakes on a small host.
+HANDSHAKE_TIMEOUT_SECONDS = 30.0
 
 # asyncio's TLS transport gives every connection a zero-filled 256 KiB read buffer
 # (sslproto.SSLProtocol.max_size): with 10,000 idle chargers that is 2.5 GB of RSS. TLS records

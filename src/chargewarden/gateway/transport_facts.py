@@ -27,6 +27,9 @@ from cryptography.x509.verification import (
 )
 from cryptography.x509.verification import Store as TrustStore
 from websockets.asyncio.server import ServerConnection
+from websockets.datastructures import MultipleValuesError
+from websockets.exceptions import InvalidHeader
+from websockets.headers import parse_subprotocol
 from websockets.http11 import Request
 
 from chargewarden.config import ProxySettings
@@ -39,6 +42,28 @@ from chargewarden.store import Store
 log = logging.getLogger(__name__)
 
 MAX_FORWARDED_CERTIFICATE_CHARS = 16_384
+
+
+def offered_subprotocols(request: Request) -> tuple[str, ...]:
+    offered: list[str] = []
+    for value in request.headers.get_all("Sec-WebSocket-Protocol"):
+        try:
+            offered.extend(parse_subprotocol(value))
+        except InvalidHeader:
+            continue
+    return tuple(offered)
+
+
+def authorization_header(request: Request) -> tuple[bytes | None, bool]:
+    """(raw header bytes, present) — several Authorization headers count as malformed."""
+    try:
+        value = request.headers.get("Authorization")
+    except MultipleValuesError:
+        return None, True
+    if value is None:
+        return None, False
+    # websockets decoded the header as ISO-8859-1-compatible text; undo that to get the bytes.
+    return value.encode("latin-1", errors="surrogateescape"), True
 
 
 _PEM_BLOCK = re.compile(r"-----BEGIN CERTIFICATE-----(.*?)-----END CERTIFICATE-----", re.S)

@@ -47,7 +47,12 @@ def build_engine(url: str) -> AsyncEngine:
     path = sqlite_path(url)
     if path is not None:
         path = _prepare_sqlite_file(path)
-        engine = create_async_engine(parsed.set(database=str(path)))
+        # SQLite serialises writers anyway; each pooled aiosqlite connection is a thread, and
+        # fifteen of them fighting the event loop for the GIL made a reconnect storm's reads
+        # several times slower (bench/tls.py). Two: a writer never blocks every reader.
+        engine = create_async_engine(
+            parsed.set(database=str(path)), pool_size=2, max_overflow=0, pool_timeout=60
+        )
         _install_sqlite_hooks(engine)
         return engine
     query = dict(parsed.query)

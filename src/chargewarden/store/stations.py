@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import builtins
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -83,6 +84,19 @@ class StationRepository(Repository):
         )
         async with self._transaction() as session:
             await session.execute(stmt)
+
+    async def touch_many(self, seen: Mapping[str, datetime]) -> None:
+        """Several stations' last_seen in one transaction (write-behind presence)."""
+        if not seen:
+            return
+        async with self._transaction() as session:
+            for identity, at in seen.items():
+                await session.execute(
+                    update(StationRow)
+                    .where(StationRow.identity == identity)
+                    .values(last_seen=aware(at, "at"))
+                    .execution_options(synchronize_session=False)
+                )
 
 
 class ConnectorStatusRepository(Repository):
