@@ -4,10 +4,25 @@ from __future__ import annotations
 
 from typing import Any
 
-from chargewarden.domain.station_calls import StationCalls, StationSession, format_time, parse_time
+from chargewarden.domain.station_calls import (
+    BootDecision,
+    StationCalls,
+    StationSession,
+    format_time,
+    parse_time,
+)
 from chargewarden.rpc.router import Handler
 
 Payload = dict[str, Any]
+
+
+def boot_answer(decision: BootDecision) -> Payload:
+    """BootNotification's answer has the same three fields in 1.6 and 2.0.1."""
+    return {
+        "status": decision.status.value,
+        "currentTime": format_time(decision.current_time),
+        "interval": decision.interval,
+    }
 
 
 def shared_handlers(calls: StationCalls, session: StationSession) -> dict[str, Handler]:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from chargewarden.domain.shared_handlers import shared_handlers
-from chargewarden.domain.station_calls import StationCalls, StationSession, format_time, parse_time
+from chargewarden.domain.shared_handlers import boot_answer, shared_handlers
+from chargewarden.domain.station_calls import StationCalls, StationSession, parse_time
 from chargewarden.rpc.router import Handler
 
 Payload = dict[str, Any]
@@ -21,11 +21,7 @@ def station_handlers(calls: StationCalls, session: StationSession) -> dict[str, 
             serial_number=station.get("serialNumber"),
             firmware_version=station.get("firmwareVersion"),
         )
-        return {
-            "status": decision.status.value,
-            "currentTime": format_time(decision.current_time),
-            "interval": decision.interval,
-        }
+        return boot_answer(decision)
 
     async def status_notification(payload: Payload) -> Payload:
         await calls.connector_status(
