@@ -22,16 +22,12 @@ from chargewarden.pki.hierarchy import Pki, ensure_pki, record_hierarchy
 from chargewarden.pki.material import load_tls_material
 from chargewarden.pki.passphrase import load_passphrase
 from chargewarden.security.recorder import SecurityRecorder
-from chargewarden.security.throttle import AdmissionThrottle, ThrottlePolicy
+from chargewarden.security.throttle import AdmissionThrottle
 from chargewarden.security.verifier import CredentialVerifier, VerificationCache
 from chargewarden.store import Store
 from chargewarden.watchers import PkiWatcher
 
 log = logging.getLogger(__name__)
-
-
-def throttle_policy(settings: Settings) -> ThrottlePolicy:
-    return ThrottlePolicy(**settings.throttle.model_dump())
 
 
 async def open_store(settings: Settings) -> Store:
@@ -94,7 +90,7 @@ def _gateway(
         registry,
         recorder,
         CredentialVerifier(VerificationCache()),
-        AdmissionThrottle(throttle_policy(settings)),
+        AdmissionThrottle(settings.throttle.policy()),
         StationCalls(store, recorder, settings.heartbeat_interval, presence),
         GatewayOptions(
             policy=AdmissionPolicy(

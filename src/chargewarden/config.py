@@ -14,7 +14,14 @@ from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
@@ -23,9 +30,13 @@ from pydantic_settings import (
     SettingsError,
 )
 
+from chargewarden.security.throttle import ThrottlePolicy
+
 ENV_PREFIX = "CHARGEWARDEN_"
 CONFIG_ENV = ENV_PREFIX + "CONFIG"
 DEFAULT_DATA_DIR = Path("var")
+# See gateway.tls: asyncio's own TLS read buffer is 256 KiB per connection.
+DEFAULT_TLS_READ_BUFFER_BYTES = 32 * 1024
 
 
 class ConfigError(Exception):
@@ -61,6 +72,16 @@ class ThrottleSettings(BaseModel):
     block_seconds: float = Field(300.0, gt=0)
     identity_block_after: int = Field(10, ge=1)
     identity_block_seconds: float = Field(15.0, gt=0)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ThrottleSettings:
+        # The policy owns the rules between the numbers; asking it keeps them in one place and
+        # turns a bad combination into a config error instead of a crash at start.
+        self.policy()
+        return self
+
+    def policy(self) -> ThrottlePolicy:
+        return ThrottlePolicy(**self.model_dump())
 
 
 class ProxySettings(BaseModel):
@@ -120,7 +141,7 @@ class Settings(BaseSettings):
     pki_watch_seconds: float = Field(5.0, gt=0, le=3600)
     # Read buffer of each TLS connection; asyncio's own is 256 KiB per connection, which is
     # most of the memory an idle charger costs (bench/tls.py). 0 keeps asyncio's default.
-    tls_read_buffer_bytes: int = Field(32 * 1024, ge=0, le=1024 * 1024)
+    tls_read_buffer_bytes: int = Field(DEFAULT_TLS_READ_BUFFER_BYTES, ge=0, le=1024 * 1024)
     proxy: ProxySettings = Field(default_factory=ProxySettings)
     heartbeat_interval: int = Field(300, ge=10, le=86400)
     call_timeout: float = Field(30.0, gt=0, le=600)

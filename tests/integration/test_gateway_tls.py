@@ -476,3 +476,31 @@ async def test_sec_12_forged_certificate_from_trusted_proxy_is_verified_anyway(
         assert event.type == CsmsEvent.INVALID_CLIENT_CERTIFICATE
     finally:
         await csms.stop()
+
+
+async def test_sec_13_repeated_refused_handshakes_block_the_peer_with_one_event(
+    tmp_path: Path, pki_template: Path
+) -> None:
+    throttle = {
+        "slowdown_after": 3,
+        "base_delay": 0.01,
+        "max_delay": 0.02,
+        "block_after": 3,
+        "identity_block_after": 1000,
+    }
+    csms = await start_csms(tls_settings(tmp_path, pki_template, throttle=throttle), with_api=False)
+    try:
+        assert csms.pki is not None
+        leaf, key, chain = station_certificate(csms.pki, cn="CP-X", o=CPO, issuer=foreign_ca())
+        context = client_context(root(csms), leaf, key, chain)
+        for _ in range(6):
+            with pytest.raises(HANDSHAKE_REFUSED):
+                async with open_tls(csms, "CP-X", context, V16) as ws:
+                    await asyncio.wait_for(ws.recv(), 5)
+            await asyncio.sleep(0.05)  # the refusal is recorded just after the client sees it
+        types = [e.type for e in await csms.store.events.list(limit=100)]
+        # Three handshakes refused with their reason, then one block; the rest cost nothing.
+        assert types.count(CsmsEvent.INVALID_CLIENT_CERTIFICATE) == 3
+        assert types.count(CsmsEvent.RATE_LIMITED) == 1
+    finally:
+        await csms.stop()

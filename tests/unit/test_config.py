@@ -272,3 +272,9 @@ def test_invalid_environment_is_one_line_naming_the_setting(
 )
 def test_invalid_flag_is_one_line_naming_the_setting(flags: dict[str, object], expected: str):
     assert expected in config_error(**flags)
+
+
+def test_inconsistent_throttle_is_a_config_error_not_a_crash_at_start():
+    with pytest.raises(ConfigError) as error:
+        load_settings(None, throttle={"slowdown_after": 30, "block_after": 20})
+    assert "throttle" in str(error.value) and "slowdown_after <= block_after" in str(error.value)

@@ -32,7 +32,12 @@ from chargewarden.gateway.admission import (
 from chargewarden.gateway.connection import StationConnection
 from chargewarden.gateway.identity import identity_from_path
 from chargewarden.gateway.registry import ConnectionInfo, ConnectionRegistry
-from chargewarden.gateway.tls import HandshakeFailure, TlsTerminator, build_server_context
+from chargewarden.gateway.tls import (
+    DEFAULT_TLS_READ_BUFFER_BYTES,
+    HandshakeFailure,
+    TlsTerminator,
+    build_server_context,
+)
 from chargewarden.gateway.transport_facts import (
     TransportInspector,
     TransportRefused,
@@ -71,7 +76,7 @@ class GatewayOptions:
     ping_interval: float | None = 60.0
     ping_timeout: float | None = 30.0
     proxy: ProxySettings = field(default_factory=ProxySettings)
-    tls_read_buffer_bytes: int = 32 * 1024
+    tls_read_buffer_bytes: int = DEFAULT_TLS_READ_BUFFER_BYTES
 
 
 @dataclass(frozen=True, slots=True)

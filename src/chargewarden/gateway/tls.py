@@ -19,6 +19,7 @@ from typing import Any
 
 from websockets.asyncio.server import ServerConnection
 
+from chargewarden.config import DEFAULT_TLS_READ_BUFFER_BYTES
 from chargewarden.pki.material import TlsMaterial
 from chargewarden.security.events import CsmsEvent
 
@@ -44,7 +45,6 @@ HANDSHAKE_TIMEOUT_SECONDS = 30.0
 # (sslproto.SSLProtocol.max_size): with 10,000 idle chargers that is 2.5 GB of RSS. TLS records
 # carry at most 16 KiB of plaintext, so 32 KiB loses nothing but the waste (bench/tls.py).
 # It is a class attribute, hence set process-wide.
-DEFAULT_TLS_READ_BUFFER_BYTES = 32 * 1024
 
 
 def set_tls_read_buffer(size: int) -> None:
@@ -135,10 +135,6 @@ class TlsTerminator:
         self._on_failure = on_failure
         self._admit_peer = admit_peer
         self._pending: set[asyncio.Task[None]] = set()
-
-    @property
-    def context(self) -> ssl.SSLContext:
-        return self._context
 
     def replace_context(self, context: ssl.SSLContext) -> None:
         """New handshakes use `context`; established connections keep theirs."""

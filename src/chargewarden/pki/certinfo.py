@@ -51,11 +51,3 @@ def certificate_facts(certificate: x509.Certificate) -> CertificateFacts:
         not_after=certificate.not_valid_after_utc,
         is_ca=is_ca,
     )
-
-
-def facts_from_der(der: bytes) -> CertificateFacts:
-    return certificate_facts(x509.load_der_x509_certificate(der))
-
-
-def facts_from_pem(pem: bytes) -> CertificateFacts:
-    return certificate_facts(x509.load_pem_x509_certificate(pem))
