@@ -12,15 +12,25 @@ from chargewarden.api.app import create_api
 from chargewarden.api.context import ApiContext
 from chargewarden.api.server import ApiServer
 from chargewarden.config import Settings
+from chargewarden.domain.certificate_signing import CertificateSigning
 from chargewarden.domain.presence import PresenceRecorder
+from chargewarden.domain.renewal import CertificateRenewal
 from chargewarden.domain.station_calls import StationCalls
+from chargewarden.domain.station_certificates import StationCertificates
+from chargewarden.domain.station_commands import StationChannel
 from chargewarden.gateway.admission import AdmissionPolicy
 from chargewarden.gateway.registry import InMemoryRegistry
 from chargewarden.gateway.server import Gateway, GatewayOptions, Listener
-from chargewarden.pki.crl import make_crl_provider, make_csms_root_provider
+from chargewarden.pki.crl import (
+    builtin_root_provider,
+    make_crl_provider,
+    make_csms_root_provider,
+)
 from chargewarden.pki.hierarchy import Pki, ensure_pki, record_hierarchy
 from chargewarden.pki.material import load_tls_material
 from chargewarden.pki.passphrase import load_passphrase
+from chargewarden.pki.signer import BuiltInSigner
+from chargewarden.security.alerts import Alerts
 from chargewarden.security.recorder import SecurityRecorder
 from chargewarden.security.throttle import AdmissionThrottle
 from chargewarden.security.verifier import CredentialVerifier, VerificationCache
@@ -47,6 +57,10 @@ class RunningCsms:
     pki: Pki | None
     watcher: PkiWatcher | None
     api: ApiServer | None
+    alerts: Alerts
+    station_certificates: StationCertificates
+    signing: CertificateSigning | None
+    renewal: CertificateRenewal | None
 
     @property
     def ws_url(self) -> str:
@@ -74,24 +88,30 @@ class RunningCsms:
     async def stop(self) -> None:
         if self.api is not None:
             await self.api.stop()
+        if self.renewal is not None:
+            await self.renewal.stop()
         if self.watcher is not None:
             await self.watcher.stop()
         await self.gateway.stop()
         await self.presence.close()
+        await self.alerts.close()
         await self.store.close()
 
 
 def _gateway(
-    settings: Settings, store: Store, registry: InMemoryRegistry, presence: PresenceRecorder
+    settings: Settings,
+    store: Store,
+    registry: InMemoryRegistry,
+    recorder: SecurityRecorder,
+    calls: StationCalls,
 ) -> Gateway:
-    recorder = SecurityRecorder(store)
     return Gateway(
         store,
         registry,
         recorder,
         CredentialVerifier(VerificationCache()),
         AdmissionThrottle(settings.throttle.policy()),
-        StationCalls(store, recorder, settings.heartbeat_interval, presence),
+        calls,
         GatewayOptions(
             policy=AdmissionPolicy(
                 allow_profile_0=settings.allow_profile_0, cpo_name=settings.cpo_name
@@ -115,7 +135,14 @@ async def start_csms(settings: Settings, *, with_api: bool = True) -> RunningCsm
         registry = InMemoryRegistry()
         presence = PresenceRecorder(store)
         undo.push_async_callback(presence.close)
-        gateway = _gateway(settings, store, registry, presence)
+        recorder = SecurityRecorder(store)
+        calls = StationCalls(store, recorder, settings.heartbeat_interval, presence)
+        gateway = _gateway(settings, store, registry, recorder, calls)
+        alerts = Alerts(store, settings.alerts)
+        undo.push_async_callback(alerts.close)
+        channel = StationChannel(registry, settings.call_timeout)
+        station_certificates = StationCertificates(store, channel)
+        signing = renewal = None
         listeners = [Listener(settings.host, settings.ws_port, "ws")]
         pki = watcher = None
         if settings.wss_port is not None:
@@ -126,6 +153,17 @@ async def start_csms(settings: Settings, *, with_api: bool = True) -> RunningCsm
             gateway.use_tls_material(load_tls_material(settings, passphrase))
             listeners.append(Listener(settings.host, settings.wss_port, "wss"))
             watcher = PkiWatcher(settings, store, gateway, pki, passphrase)
+            signing = CertificateSigning(
+                store,
+                BuiltInSigner(pki, settings),
+                channel,
+                recorder,
+                alerts,
+                settings.certificates,
+                settings.cpo_name,
+            )
+            calls.certificates = signing
+            renewal = CertificateRenewal(store, signing, registry, settings.certificates)
         addresses = await gateway.start(listeners)
         undo.push_async_callback(gateway.stop)
         api = None
@@ -136,10 +174,17 @@ async def start_csms(settings: Settings, *, with_api: bool = True) -> RunningCsm
                 call_timeout=settings.call_timeout,
                 crl_provider=make_crl_provider(pki, store) if pki else None,
                 csms_root_provider=make_csms_root_provider(settings) if pki else None,
+                station_certificates=station_certificates,
+                signing=signing,
+                renewal=renewal,
+                builtin_roots=builtin_root_provider(pki) if pki else None,
             )
             api = await ApiServer.start(create_api(context), settings.host, settings.api_port)
         if watcher is not None:
             watcher.start()
+        if renewal is not None:
+            renewal.start()
+            undo.push_async_callback(renewal.stop)
         undo.pop_all()
     return RunningCsms(
         settings,
@@ -152,6 +197,10 @@ async def start_csms(settings: Settings, *, with_api: bool = True) -> RunningCsm
         pki=pki,
         watcher=watcher,
         api=api,
+        alerts=alerts,
+        station_certificates=station_certificates,
+        signing=signing,
+        renewal=renewal,
     )
 
 

@@ -108,6 +108,41 @@ class ProxySettings(BaseModel):
         return value
 
 
+class CertificateSettings(BaseModel):
+    """Station certificates signed over OCPP (CRT-01..09)."""
+
+    model_config = {"extra": "forbid"}
+
+    renew_before_days: int = Field(30, ge=1, le=3650, description="start renewal this early")
+    renewal_check_seconds: float = Field(3600.0, gt=0, description="expiry monitor period")
+    renewal_concurrency: int = Field(10, ge=1, le=1000)
+    csrs_per_station_per_hour: int = Field(5, ge=1, le=1000)
+    csr_wait_seconds: float = Field(
+        3600.0, gt=0, description="a triggered request without a CSR fails after this"
+    )
+    max_delivery_attempts: int = Field(5, ge=1, le=100)
+
+
+class AlertSettings(BaseModel):
+    """Where operator alerts go besides the store and the log."""
+
+    model_config = {"extra": "forbid"}
+
+    webhook_url: str | None = Field(None, description="POSTed a JSON body per alert")
+    webhook_secret_file: Path | None = Field(
+        None, description="HMAC-SHA256 key for the X-ChargeWarden-Signature header"
+    )
+    webhook_timeout: float = Field(10.0, gt=0, le=120)
+    webhook_attempts: int = Field(5, ge=1, le=50)
+
+    @field_validator("webhook_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("https://", "http://")):
+            raise ValueError("must be an http:// or https:// URL")
+        return value
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX,
@@ -151,6 +186,8 @@ class Settings(BaseSettings):
     log_format: Literal["text", "json"] = "text"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     throttle: ThrottleSettings = Field(default_factory=ThrottleSettings)
+    certificates: CertificateSettings = Field(default_factory=CertificateSettings)
+    alerts: AlertSettings = Field(default_factory=AlertSettings)
 
     @field_validator("host", "public_hostname", "cpo_name")
     @classmethod

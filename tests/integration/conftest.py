@@ -10,6 +10,8 @@ import pytest
 
 from chargewarden.app import RunningCsms, start_csms
 from chargewarden.config import load_settings
+from chargewarden.pki.hierarchy import Pki
+from chargewarden.pki.passphrase import load_passphrase
 from chargewarden.rpc.versions import OcppVersion
 from chargewarden.stations import NewStation, register_station
 
@@ -19,6 +21,17 @@ RELAXED_THROTTLE = {
     "block_after": 1000,
     "identity_block_after": 1000,
 }
+
+
+@pytest.fixture(scope="session")
+def pki_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One CA for the whole session (key generation is the slow part), copied per test."""
+    from tlskit import CPO
+
+    data_dir = tmp_path_factory.mktemp("pki-template")
+    settings = load_settings(None, data_dir=data_dir, public_hostname="localhost", cpo_name=CPO)
+    Pki.init(settings, load_passphrase(settings))
+    return data_dir / "pki"
 
 
 @pytest.fixture

@@ -41,8 +41,9 @@ PASSPHRASE_ENV = "CHARGEWARDEN_CA_PASSPHRASE"
 T = TypeVar("T")
 
 
-def cli(command: str, *extra: str, data_dir: Path,
-        env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def cli(
+    command: str, *extra: str, data_dir: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     environment = {k: v for k, v in os.environ.items() if not k.upper().startswith("CHARGEWARDEN_")}
     environment.update({"COLUMNS": "250", "NO_COLOR": "1", "TERM": "dumb"})
     environment.update(env or {})
@@ -103,8 +104,13 @@ def passphrase(data_dir: Path) -> bytes:
 
 def add_station(data_dir: Path, identity: str, profile: int, serial: str | None = None) -> None:
     """Setup through the library: the CLI's `station add` has tests of its own."""
-    new = NewStation(identity=identity, ocpp_version=OcppVersion.V201, security_profile=profile,
-                     generate_secret=profile in (1, 2), serial_number=serial)
+    new = NewStation(
+        identity=identity,
+        ocpp_version=OcppVersion.V201,
+        security_profile=profile,
+        generate_secret=profile in (1, 2),
+        serial_number=serial,
+    )
     with_store(data_dir, lambda store: register_station(store, new, actor="test"))
 
 
@@ -112,8 +118,9 @@ def provision(data_dir: Path, identity: str, out: Path) -> CertificateRecord:
     pki = Pki.load(load_settings(None, data_dir=data_dir), passphrase(data_dir))
 
     async def action(store: Store) -> CertificateRecord:
-        done = await provision_station(pki, store, identity=identity, cn=identity,
-                                       o="ChargeWarden CPO", out_dir=out)
+        done = await provision_station(
+            pki, store, identity=identity, cn=identity, o="ChargeWarden CPO", out_dir=out
+        )
         return done.record
 
     return with_store(data_dir, action)
@@ -126,15 +133,22 @@ def test_ca_init_prints_the_hierarchy_and_the_passphrase_source(
     initialised: tuple[Path, str],
 ) -> None:
     data_dir, out = initialised
-    for part in ("cpo-root", "cpo-server-ca", "cpo-station-ca", "manufacturer-root",
-                 "firmware-signer", "server/rsa", "server/ecdsa"):
+    for part in (
+        "cpo-root",
+        "cpo-server-ca",
+        "cpo-station-ca",
+        "manufacturer-root",
+        "firmware-signer",
+        "server/rsa",
+        "server/ecdsa",
+    ):
         assert part in out
     assert "passphrase from file" in out and "generated once" in out
     assert passphrase(data_dir).decode() not in out
     root = x509.load_pem_x509_certificate((data_dir / "pki" / "cpo-root" / "cert.pem").read_bytes())
     assert root.fingerprint(hashes.SHA256()).hex() in out
     recorded = sorted(r.role for r in certificates(data_dir))
-    assert recorded == ["ca", "ca", "firmware", "root", "root", "server", "server"]
+    assert recorded == ["ca", "ca", "ca", "firmware", "root", "root", "server", "server"]
     assert audit(data_dir, str(data_dir / "pki"))[0].action == "ca.init"
 
 
@@ -149,8 +163,11 @@ def test_ca_show_without_a_ca(tmp_path: Path) -> None:
 
 
 def test_ca_show_lists_problems_and_fails(data_dir: Path) -> None:
-    write_private_key(data_dir / "pki" / "cpo-server-ca" / "key.pem",
-                      generate_ec(ec.SECP384R1()), passphrase(data_dir))
+    write_private_key(
+        data_dir / "pki" / "cpo-server-ca" / "key.pem",
+        generate_ec(ec.SECP384R1()),
+        passphrase(data_dir),
+    )
     result = cli("ca show", data_dir=data_dir)
     one_line_error(result, "1 problem(s)")
     assert "problem: cpo-server-ca:" in result.stdout and "does not match" in result.stdout
@@ -170,20 +187,33 @@ def test_ca_import_refuses_broken_material_in_one_line(data_dir: Path, tmp_path:
     station_ca = data_dir / "pki" / "cpo-station-ca" / "cert.pem"
     key = data_dir / "pki" / "cpo-station-ca" / "key.pem"
     one_line_error(cli("ca import", data_dir=data_dir), "nothing to import")
-    one_line_error(cli("ca import --root", str(station_ca), data_dir=data_dir),
-                   "replacing the CPO root is not supported")
-    one_line_error(cli("ca import --server-cert", str(station_ca), "--server-key", str(key),
-                       data_dir=data_dir), "is a CA certificate")
-    one_line_error(cli("ca import --station-ca", str(key), data_dir=data_dir),
-                   "is not a certificate")
+    one_line_error(
+        cli("ca import --root", str(station_ca), data_dir=data_dir),
+        "replacing the CPO root is not supported",
+    )
+    one_line_error(
+        cli(
+            "ca import --server-cert", str(station_ca), "--server-key", str(key), data_dir=data_dir
+        ),
+        "is a CA certificate",
+    )
+    one_line_error(
+        cli("ca import --station-ca", str(key), data_dir=data_dir), "is not a certificate"
+    )
 
 
 def test_ca_import_of_a_station_ca_is_recorded_and_listed(data_dir: Path, tmp_path: Path) -> None:
     key = generate_ec(ec.SECP256R1())
     now = datetime.now(UTC)
-    foreign = issue_ca(name("Foreign Station CA", "Other"), key.public_key(), key,
-                       issuer_cert=None, not_before=now - timedelta(days=1),
-                       not_after=now + timedelta(days=30), path_length=0)
+    foreign = issue_ca(
+        name("Foreign Station CA", "Other"),
+        key.public_key(),
+        key,
+        issuer_cert=None,
+        not_before=now - timedelta(days=1),
+        not_after=now + timedelta(days=30),
+        path_length=0,
+    )
     path = tmp_path / "foreign.pem"
     path.write_bytes(pem_of(foreign))
     out = ok(cli("ca import --station-ca", str(path), data_dir=data_dir))
@@ -225,18 +255,23 @@ def test_station_cert_provisions_a_profile_3_station(data_dir: Path, tmp_path: P
     (record,) = certificates(data_dir, station="CP-3")
     assert record.serial == format(chain[0].serial_number, "X")
     assert audit(data_dir, "CP-3")[0].action == "station.cert.provision"
-    one_line_error(cli("station cert CP-3 --out", str(out_dir), data_dir=data_dir),
-                   "already exists")
+    one_line_error(
+        cli("station cert CP-3 --out", str(out_dir), data_dir=data_dir), "already exists"
+    )
 
 
 def test_station_cert_refuses_unknown_and_non_profile_3_stations(
     data_dir: Path, tmp_path: Path
 ) -> None:
-    one_line_error(cli("station cert NOPE --out", str(tmp_path / "o"), data_dir=data_dir),
-                   "no station 'NOPE'")
+    one_line_error(
+        cli("station cert NOPE --out", str(tmp_path / "o"), data_dir=data_dir), "no station 'NOPE'"
+    )
     add_station(data_dir, "CP-1", 1)
-    one_line_error(cli("station cert CP-1 --out", str(tmp_path / "o"), data_dir=data_dir),
-                   "security profile 1", "--force")
+    one_line_error(
+        cli("station cert CP-1 --out", str(tmp_path / "o"), data_dir=data_dir),
+        "security profile 1",
+        "--force",
+    )
     ok(cli("station cert CP-1 --force --days 7 --out", str(tmp_path / "o"), data_dir=data_dir))
 
 
@@ -250,13 +285,15 @@ def test_cert_list_and_revoke_by_serial_and_by_station(data_dir: Path, tmp_path:
     listed = ok(cli("cert list --station CP-3 --expiring 800", data_dir=data_dir))
     assert first.serial in listed and second.serial in listed
 
-    revoked = ok(cli(f"cert revoke {first.serial.lower()} --reason key-compromise",
-                     data_dir=data_dir))
+    revoked = ok(
+        cli(f"cert revoke {first.serial.lower()} --reason key-compromise", data_dir=data_dir)
+    )
     assert f"revoked {first.serial}" in revoked
     again = ok(cli(f"cert revoke {first.serial} --reason superseded", data_dir=data_dir))
     assert "already revoked" in again
-    by_station = ok(cli("cert revoke --station CP-3 --reason cessation-of-operation",
-                        data_dir=data_dir))
+    by_station = ok(
+        cli("cert revoke --station CP-3 --reason cessation-of-operation", data_dir=data_dir)
+    )
     assert f"revoked {second.serial}" in by_station and first.serial not in by_station
     assert [a.action for a in audit(data_dir, "CP-3")].count("cert.revoke") == 2
     crl = x509.load_der_x509_crl((data_dir / "pki" / "crl" / "cpo-station-ca.crl").read_bytes())
@@ -267,19 +304,24 @@ def test_cert_list_and_revoke_by_serial_and_by_station(data_dir: Path, tmp_path:
 
 def test_cert_revoke_mistakes_are_one_line(data_dir: Path) -> None:
     one_line_error(cli("cert revoke --reason superseded", data_dir=data_dir), "either a SERIAL")
-    one_line_error(cli("cert revoke ABCDEF --reason superseded", data_dir=data_dir),
-                   "no certificate with serial ABCDEF")
+    one_line_error(
+        cli("cert revoke ABCDEF --reason superseded", data_dir=data_dir),
+        "no certificate with serial ABCDEF",
+    )
     root = with_store(data_dir, lambda s: s.certificates.list(role="root"))[0]
-    one_line_error(cli(f"cert revoke {root.serial} --reason superseded", data_dir=data_dir),
-                   "root certificate cannot be revoked")
+    one_line_error(
+        cli(f"cert revoke {root.serial} --reason superseded", data_dir=data_dir),
+        "root certificate cannot be revoked",
+    )
     assert set(REASONS) >= {"key-compromise", "superseded"}
 
 
 def test_revoking_our_server_certificate_replaces_it(data_dir: Path) -> None:
     settings = load_settings(None, data_dir=data_dir)
     before = Pki.load(settings, passphrase(data_dir)).servers["ecdsa"].certificate
-    out = ok(cli(f"cert revoke {before.serial_number:X} --reason key-compromise",
-                 data_dir=data_dir))
+    out = ok(
+        cli(f"cert revoke {before.serial_number:X} --reason key-compromise", data_dir=data_dir)
+    )
     assert "issued a new ecdsa server certificate" in out
     after = Pki.load(settings, passphrase(data_dir)).servers["ecdsa"].certificate
     assert after != before
@@ -294,13 +336,17 @@ def test_UPG_03_set_profile_raises_and_refuses_to_lower(data_dir: Path) -> None:
     add_station(data_dir, "CP-2", 1)
     assert "1 -> 2" in ok(cli("station set-profile CP-2 2", data_dir=data_dir))
     one_line_error(cli("station set-profile CP-2 1", data_dir=data_dir), "--downgrade --reason")
-    one_line_error(cli("station set-profile CP-2 1 --downgrade --reason test", data_dir=data_dir),
-                   "only a downgrade from profile 3 to 2")
-    one_line_error(cli("station set-profile CP-2 3 --downgrade", data_dir=data_dir),
-                   "raises the profile")
+    one_line_error(
+        cli("station set-profile CP-2 1 --downgrade --reason test", data_dir=data_dir),
+        "only a downgrade from profile 3 to 2",
+    )
+    one_line_error(
+        cli("station set-profile CP-2 3 --downgrade", data_dir=data_dir), "raises the profile"
+    )
     assert "station cert CP-2" in ok(cli("station set-profile CP-2 3", data_dir=data_dir))
-    one_line_error(cli("station set-profile CP-2 2 --downgrade", data_dir=data_dir),
-                   "needs --reason")
+    one_line_error(
+        cli("station set-profile CP-2 2 --downgrade", data_dir=data_dir), "needs --reason"
+    )
     actions = [a.action for a in audit(data_dir, "CP-2")]
     assert actions.count("station.profile.raise") == 2
     assert "station.profile.downgrade" not in actions
@@ -308,8 +354,13 @@ def test_UPG_03_set_profile_raises_and_refuses_to_lower(data_dir: Path) -> None:
 
 def test_UPG_03_downgrade_3_to_2_is_audited_with_its_reason(data_dir: Path) -> None:
     add_station(data_dir, "CP-3", 3)
-    out = ok(cli("station set-profile CP-3 2 --downgrade --reason", "charger firmware bug #12",
-                 data_dir=data_dir))
+    out = ok(
+        cli(
+            "station set-profile CP-3 2 --downgrade --reason",
+            "charger firmware bug #12",
+            data_dir=data_dir,
+        )
+    )
     assert "3 -> 2" in out and "no Basic-auth credential" in out
     entry = audit(data_dir, "CP-3")[0]
     assert entry.action == "station.profile.downgrade"

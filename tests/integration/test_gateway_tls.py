@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import shutil
 import ssl
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -12,16 +11,13 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
-from tlskit import client_context, foreign_ca, pem, station_certificate
+from tlskit import CPO, PASSWORD, client_context, foreign_ca, pem, station_certificate, tls_settings
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 from wsclient import BOOT_16, BOOT_201, basic, call
 
 from chargewarden.app import RunningCsms, start_csms
-from chargewarden.config import load_settings
-from chargewarden.pki.hierarchy import Pki
 from chargewarden.pki.material import csms_root_pem
-from chargewarden.pki.passphrase import load_passphrase
 from chargewarden.pki.provision import provision_station
 from chargewarden.rpc.versions import OcppVersion
 from chargewarden.security.events import CsmsEvent
@@ -30,36 +26,8 @@ from chargewarden.stations import NewStation, register_station
 V16, V201 = OcppVersion.V16, OcppVersion.V201
 # What a client sees when the server ends the TLS handshake: an alert, a reset, or a close.
 HANDSHAKE_REFUSED = (OSError, InvalidHandshake, ConnectionClosed, ssl.SSLError)
-CPO = "Example CPO"
-PASSWORD = "Tls-Station-Pass-42"
 SUBPROTOCOL = {V16: "ocpp1.6", V201: "ocpp2.0.1"}
 BOOT = {V16: BOOT_16, V201: BOOT_201}
-
-
-@pytest.fixture(scope="session")
-def pki_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One CA for the whole session (key generation is the slow part), copied per test."""
-    data_dir = tmp_path_factory.mktemp("pki-template")
-    settings = load_settings(None, data_dir=data_dir, public_hostname="localhost", cpo_name=CPO)
-    Pki.init(settings, load_passphrase(settings))
-    return data_dir / "pki"
-
-
-def tls_settings(tmp_path: Path, pki_template: Path, **extra: Any) -> Any:
-    shutil.copytree(pki_template, tmp_path / "pki")
-    options: dict[str, Any] = {
-        "data_dir": tmp_path,
-        "host": "127.0.0.1",
-        "ws_port": 0,
-        "wss_port": 0,
-        "api_port": 0,
-        "public_hostname": "localhost",
-        "cpo_name": CPO,
-        "call_timeout": 5.0,
-        "pki_watch_seconds": 3600,  # tests drive the watcher themselves
-        "throttle": {"slowdown_after": 1000, "block_after": 1000, "identity_block_after": 1000},
-    }
-    return load_settings(None, **(options | extra))
 
 
 @pytest.fixture

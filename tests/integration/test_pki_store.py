@@ -26,14 +26,27 @@ T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 FP = "ab" * 32
 
 
-def record(serial: str = "0A1B", *, fingerprint: str = FP, station: str | None = "CP-1",
-           issuer: str = "cpo-station-ca", role: CertificateRole = CertificateRole.STATION,
-           days: int = 365) -> CertificateRecord:
+def record(
+    serial: str = "0A1B",
+    *,
+    fingerprint: str = FP,
+    station: str | None = "CP-1",
+    issuer: str = "cpo-station-ca",
+    role: CertificateRole = CertificateRole.STATION,
+    days: int = 365,
+) -> CertificateRecord:
     return CertificateRecord(
-        serial=serial, issuer_ca=issuer, role=role, subject_cn="SN-1", subject_o="CPO",
-        fingerprint_sha256=fingerprint, not_before=T0, not_after=T0 + timedelta(days=days),
+        serial=serial,
+        issuer_ca=issuer,
+        role=role,
+        subject_cn="SN-1",
+        subject_o="CPO",
+        fingerprint_sha256=fingerprint,
+        not_before=T0,
+        not_after=T0 + timedelta(days=days),
         pem="-----BEGIN CERTIFICATE-----\n...\n-----END CERTIFICATE-----\n",
-        key_type="EC P-256", station_identity=station,
+        key_type="EC P-256",
+        station_identity=station,
     )
 
 
@@ -102,8 +115,14 @@ async def test_list_filters(store: Store) -> None:
     soon = await store.certificates.add(record("1", days=10))
     later = await store.certificates.add(record("2", fingerprint="cd" * 32, days=100))
     server = await store.certificates.add(
-        record("3", fingerprint="ef" * 32, station=None, issuer="cpo-server-ca",
-               role=CertificateRole.SERVER, days=50)
+        record(
+            "3",
+            fingerprint="ef" * 32,
+            station=None,
+            issuer="cpo-server-ca",
+            role=CertificateRole.SERVER,
+            days=50,
+        )
     )
     assert await store.certificates.list() == [soon, server, later]
     assert await store.certificates.list(station="CP-1") == [soon, later]
@@ -112,7 +131,8 @@ async def test_list_filters(store: Store) -> None:
     assert within == [soon]
     # Already expired counts as expiring.
     assert await store.certificates.list(expiring_within=timedelta(0), now=T0 + timedelta(60)) == [
-        soon, server
+        soon,
+        server,
     ]
     await store.certificates.revoke("1", "key-compromise", T0)
     assert await store.certificates.list(station="CP-1", include_revoked=False) == [later]
@@ -133,8 +153,15 @@ async def test_revoke_is_idempotent_and_keeps_the_first_reason(store: Store) -> 
 async def test_revoked_since_and_for_issuer(store: Store) -> None:
     await store.certificates.add(record("1"))
     await store.certificates.add(record("2", fingerprint="cd" * 32))
-    await store.certificates.add(record("3", fingerprint="ef" * 32, issuer="cpo-server-ca",
-                                        role=CertificateRole.SERVER, station=None))
+    await store.certificates.add(
+        record(
+            "3",
+            fingerprint="ef" * 32,
+            issuer="cpo-server-ca",
+            role=CertificateRole.SERVER,
+            station=None,
+        )
+    )
     await store.certificates.revoke("1", "superseded", T0)
     await store.certificates.revoke("3", "superseded", T0 + timedelta(minutes=2))
     assert [r.serial for r in await store.certificates.revoked_since(T0)] == ["1", "3"]
@@ -167,7 +194,7 @@ async def test_record_hierarchy_is_idempotent(store: Store, pki: Pki) -> None:
     again = await record_hierarchy(store, pki)
     assert first == again
     roles = sorted(r.role for r in await store.certificates.list())
-    assert roles == ["ca", "ca", "firmware", "root", "root", "server", "server"]
+    assert roles == ["ca", "ca", "ca", "firmware", "root", "root", "server", "server"]
     root = await store.certificates.find_by_fingerprint(
         pki.root.certificate.fingerprint(hashes.SHA256()).hex()
     )
@@ -193,8 +220,9 @@ async def test_SEC_10_provision_station_records_the_certificate_and_writes_priva
     chain[0].verify_directly_issued_by(chain[1])
     chain[1].verify_directly_issued_by(root[0])
     with pytest.raises(PkiError, match="already exists"):
-        await provision_station(pki, store, identity="CP-3", cn="SN-3", o="ChargeWarden CPO",
-                                out_dir=out)
+        await provision_station(
+            pki, store, identity="CP-3", cn="SN-3", o="ChargeWarden CPO", out_dir=out
+        )
     assert len(await store.certificates.list(station="CP-3")) == 1
 
 
@@ -202,14 +230,17 @@ async def test_write_crls_regenerates_on_change_only(
     store: Store, pki: Pki, tmp_path: Path
 ) -> None:
     assert sorted(await write_crls(pki, store)) == [
-        "cpo-root", "cpo-server-ca", "cpo-station-ca", "manufacturer-root"
+        "cpo-root",
+        "cpo-server-ca",
+        "cpo-station-ca",
+        "cpo-v2g-ca",
+        "manufacturer-root",
     ]
     assert await write_crls(pki, store) == []
     provisioned = await provision_station(
         pki, store, identity="CP-3", cn="SN-3", o="ChargeWarden CPO", out_dir=tmp_path / "s"
     )
-    await store.certificates.revoke(provisioned.record.serial, "key-compromise",
-                                    datetime.now(UTC))
+    await store.certificates.revoke(provisioned.record.serial, "key-compromise", datetime.now(UTC))
     assert await write_crls(pki, store) == ["cpo-station-ca"]
     crl = x509.load_der_x509_crl(pki.layout.crl("cpo-station-ca").read_bytes())
     assert [e.serial_number for e in crl] == [provisioned.certificate.serial_number]

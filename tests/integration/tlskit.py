@@ -3,21 +3,44 @@
 from __future__ import annotations
 
 import os
+import shutil
 import ssl
 import tempfile
 import warnings
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from chargewarden.config import load_settings
 from chargewarden.pki.hierarchy import Pki
 from chargewarden.pki.issue import issue_ca, issue_leaf, name
 
 STATION_CA = "cpo-station-ca"
 NOW = datetime.now(UTC)
+CPO = "Example CPO"
+PASSWORD = "Tls-Station-Pass-42"
+
+
+def tls_settings(tmp_path: Path, pki_template: Path, **extra: Any) -> Any:
+    """Settings of a CSMS with its own copy of the session's CA (fixture ``pki_template``)."""
+    shutil.copytree(pki_template, tmp_path / "pki")
+    options: dict[str, Any] = {
+        "data_dir": tmp_path,
+        "host": "127.0.0.1",
+        "ws_port": 0,
+        "wss_port": 0,
+        "api_port": 0,
+        "public_hostname": "localhost",
+        "cpo_name": CPO,
+        "call_timeout": 5.0,
+        "pki_watch_seconds": 3600,  # tests drive the watcher themselves
+        "throttle": {"slowdown_after": 1000, "block_after": 1000, "identity_block_after": 1000},
+    }
+    return load_settings(None, **(options | extra))
 
 
 def pem(*certificates: x509.Certificate) -> bytes:

@@ -13,7 +13,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from chargewarden.config import Settings, load_settings
-from chargewarden.pki import PkiError
+from chargewarden.pki import PkiError, hierarchy
 from chargewarden.pki.hierarchy import Pki, pem_of
 from chargewarden.pki.issue import issue_leaf
 from chargewarden.pki.keys import generate_ec, write_private_key
@@ -34,8 +34,9 @@ def fixed_passphrase(monkeypatch: pytest.MonkeyPatch) -> None:
 def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One CA made once (RSA key generation is slow-ish); tests get their own copy."""
     data_dir = tmp_path_factory.mktemp("template")
-    Pki.init(load_settings(None, data_dir=data_dir, server_cert_lifetime_hours=24),
-             PASSPHRASE, now=NOW)
+    Pki.init(
+        load_settings(None, data_dir=data_dir, server_cert_lifetime_hours=24), PASSPHRASE, now=NOW
+    )
     return data_dir
 
 
@@ -47,8 +48,14 @@ def settings(template: Path, tmp_path: Path) -> Settings:
 
 def test_init_writes_every_file_and_keys_are_private(settings: Settings) -> None:
     ca_dir = settings.effective_ca_dir
-    for name in ("cpo-root", "cpo-server-ca", "cpo-station-ca", "manufacturer-root",
-                 "firmware-signer"):
+    for name in (
+        "cpo-root",
+        "cpo-server-ca",
+        "cpo-station-ca",
+        "cpo-v2g-ca",
+        "manufacturer-root",
+        "firmware-signer",
+    ):
         assert (ca_dir / name / "cert.pem").is_file()
         key = ca_dir / name / "key.pem"
         assert stat.S_IMODE(key.stat().st_mode) == 0o600
@@ -85,9 +92,86 @@ def test_load_without_a_ca_says_how_to_make_one(tmp_path: Path) -> None:
         Pki.load(load_settings(None, data_dir=tmp_path), PASSPHRASE)
 
 
+def test_the_v2g_ca_is_issued_by_the_cpo_root(settings: Settings) -> None:
+    pki = Pki.load(settings, PASSPHRASE)
+    v2g_ca = pki.v2g_ca.certificate
+    v2g_ca.verify_directly_issued_by(pki.root.certificate)
+    basic = v2g_ca.extensions.get_extension_for_class(x509.BasicConstraints).value
+    assert basic.ca and basic.path_length == 0
+    public_key = v2g_ca.public_key()
+    assert isinstance(public_key, ec.EllipticCurvePublicKey)
+    assert public_key.curve.name == "secp256r1"  # ISO 15118-2
+    assert "V2G CA" in v2g_ca.subject.rfc4514_string()
+
+
+def _files(ca_dir: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(ca_dir)): p.read_bytes() for p in ca_dir.rglob("*") if p.is_file()}
+
+
+def test_a_ca_made_before_the_v2g_ca_gets_one_at_the_next_start_and_nothing_else_changes(
+    settings: Settings,
+) -> None:
+    ca_dir = settings.effective_ca_dir
+    shutil.rmtree(ca_dir / "cpo-v2g-ca")  # as a CA created by an earlier version
+    before = _files(ca_dir)
+    old = Pki.load(settings, PASSPHRASE)
+    assert old.check(NOW) == []  # absent is not broken
+    assert "cpo-v2g-ca" not in old.entries
+    with pytest.raises(PkiError, match="cpo-v2g-ca is not available"):
+        _ = old.v2g_ca
+    assert _files(ca_dir) == before  # loading and checking write nothing
+
+    pki = ensure_pki(settings, now=NOW + timedelta(hours=1))
+    after = _files(ca_dir)
+    assert {k: v for k, v in after.items() if not k.startswith("cpo-v2g-ca/")} == before
+    assert sorted(k for k in after if k.startswith("cpo-v2g-ca/")) == [
+        "cpo-v2g-ca/cert.pem",
+        "cpo-v2g-ca/key.pem",
+    ]
+    assert stat.S_IMODE((ca_dir / "cpo-v2g-ca" / "key.pem").stat().st_mode) == 0o600
+    assert not [p for p in ca_dir.iterdir() if p.name.startswith(".")]
+    pki.v2g_ca.certificate.verify_directly_issued_by(pki.root.certificate)
+    assert pki.v2g_ca.certificate.not_valid_after_utc <= pki.root.certificate.not_valid_after_utc
+    assert Pki.load(settings, PASSPHRASE).v2g_ca.certificate == pki.v2g_ca.certificate
+
+    # The next start finds it and leaves it alone.
+    again = ensure_pki(settings, now=NOW + timedelta(hours=2))
+    assert again.v2g_ca.certificate == pki.v2g_ca.certificate
+    assert _files(ca_dir) == after
+
+
+def test_a_v2g_ca_that_cannot_be_written_does_not_stop_the_start(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    shutil.rmtree(settings.effective_ca_dir / "cpo-v2g-ca")
+
+    def read_only(*_: object, **__: object) -> None:
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(hierarchy, "write_private_key", read_only)
+    pki = ensure_pki(settings, now=NOW)
+    assert "cpo-v2g-ca" not in pki.entries
+    assert "cannot add cpo-v2g-ca" in caplog.text and "Permission denied" in caplog.text
+    assert not [p for p in settings.effective_ca_dir.iterdir() if p.name.startswith(".")]
+
+
+def test_a_broken_v2g_ca_is_reported_not_replaced(settings: Settings) -> None:
+    key = settings.effective_ca_dir / "cpo-v2g-ca" / "key.pem"
+    (settings.effective_ca_dir / "cpo-v2g-ca" / "cert.pem").unlink()
+    key_bytes = key.read_bytes()
+    problems = Pki.load(settings, PASSPHRASE).check(NOW)
+    assert any("cpo-v2g-ca" in p and "missing" in p for p in problems), problems
+    with pytest.raises(PkiError, match="not usable: .*cpo-v2g-ca"):
+        ensure_pki(settings, now=NOW)
+    assert key.read_bytes() == key_bytes
+
+
 def test_check_finds_a_key_that_does_not_match_its_certificate(settings: Settings) -> None:
-    write_private_key(settings.effective_ca_dir / "cpo-station-ca" / "key.pem",
-                      generate_ec(ec.SECP384R1()), PASSPHRASE)
+    write_private_key(
+        settings.effective_ca_dir / "cpo-station-ca" / "key.pem",
+        generate_ec(ec.SECP384R1()),
+        PASSPHRASE,
+    )
     problems = Pki.load(settings, PASSPHRASE).check(NOW)
     assert any("cpo-station-ca" in p and "does not match" in p for p in problems), problems
 
@@ -101,8 +185,10 @@ def test_check_finds_a_missing_file(settings: Settings) -> None:
 def test_check_finds_expired_certificates_and_warns_before(settings: Settings) -> None:
     pki = Pki.load(settings, PASSPHRASE)
     firmware_expiry = pki.firmware_signer.certificate.not_valid_after_utc
-    assert any("firmware-signer: expires in" in w
-               for w in pki.warnings(firmware_expiry - timedelta(days=10)))
+    assert any(
+        "firmware-signer: expires in" in w
+        for w in pki.warnings(firmware_expiry - timedelta(days=10))
+    )
     problems = pki.check(firmware_expiry + timedelta(days=1))
     assert any("firmware-signer: certificate expired" in p for p in problems), problems
 
@@ -110,9 +196,15 @@ def test_check_finds_expired_certificates_and_warns_before(settings: Settings) -
 def test_check_finds_a_certificate_not_signed_by_its_parent(settings: Settings) -> None:
     pki = Pki.load(settings, PASSPHRASE)
     # A certificate for the station CA's key from the wrong issuer, planted in its place.
-    forged = issue_leaf(pki.manufacturer_root.certificate, pki.manufacturer_root.key,
-                        pki.station_ca.key.public_key(), cn="forged", o="x",  # type: ignore[arg-type]
-                        not_before=NOW - timedelta(days=1), not_after=NOW + timedelta(days=9))
+    forged = issue_leaf(
+        pki.manufacturer_root.certificate,
+        pki.manufacturer_root.key,
+        pki.station_ca.key.public_key(),  # type: ignore[arg-type]
+        cn="forged",
+        o="x",
+        not_before=NOW - timedelta(days=1),
+        not_after=NOW + timedelta(days=9),
+    )
     (settings.effective_ca_dir / "cpo-station-ca" / "cert.pem").write_bytes(pem_of(forged))
     problems = Pki.load(settings, PASSPHRASE).check(NOW)
     assert any("cpo-station-ca: not issued by" in p for p in problems), problems
@@ -138,9 +230,11 @@ def test_server_certificate_is_renewed_when_public_hostname_changes(settings: Se
     renamed = settings.model_copy(update={"public_hostname": "csms.example.net"})
     pki = Pki.load(renamed, PASSPHRASE)
     assert renew_server_certificates_if_due(pki, renamed, NOW + timedelta(hours=1))
-    san = pki.servers["ecdsa"].certificate.extensions.get_extension_for_class(
-        x509.SubjectAlternativeName
-    ).value
+    san = (
+        pki.servers["ecdsa"]
+        .certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName)
+        .value
+    )
     assert san.get_values_for_type(x509.DNSName) == ["csms.example.net"]
 
 
@@ -189,8 +283,11 @@ def test_tls_material_loads_into_an_ssl_context(settings: Settings) -> None:
 
 
 def test_tls_material_refuses_a_key_that_does_not_match_its_chain(settings: Settings) -> None:
-    write_private_key(settings.effective_ca_dir / "server" / "ecdsa" / "key.pem",
-                      generate_ec(ec.SECP256R1()), PASSPHRASE)
+    write_private_key(
+        settings.effective_ca_dir / "server" / "ecdsa" / "key.pem",
+        generate_ec(ec.SECP256R1()),
+        PASSPHRASE,
+    )
     with pytest.raises(PkiError, match="does not match"):
         load_tls_material(settings, PASSPHRASE)
 

@@ -11,6 +11,9 @@ from fastapi import Request
 from chargewarden.gateway.registry import ConnectionRegistry
 
 if TYPE_CHECKING:
+    from chargewarden.domain.certificate_signing import CertificateSigning
+    from chargewarden.domain.renewal import CertificateRenewal
+    from chargewarden.domain.station_certificates import StationCertificates
     from chargewarden.store import Store
 
 
@@ -24,6 +27,12 @@ class ApiContext:
     # see pki.crl.make_crl_provider; and the CSMS root PEM, see pki.crl.make_csms_root_provider.
     crl_provider: Callable[[str], Awaitable[bytes | None]] | None = None
     csms_root_provider: Callable[[], Awaitable[bytes | None]] | None = None
+    # Certificate lifecycle; signing and renewal are None when the CSMS runs without its CA.
+    station_certificates: StationCertificates | None = None
+    signing: CertificateSigning | None = None
+    renewal: CertificateRenewal | None = None
+    # Built-in roots an operator may install on stations without supplying a file.
+    builtin_roots: Callable[[str], bytes | None] | None = None
 
 
 def get_context(request: Request) -> ApiContext:

@@ -38,6 +38,13 @@ def shared_handlers(calls: StationCalls, session: StationSession) -> dict[str, H
         )
         return {}
 
+    async def sign_certificate(payload: Payload) -> Payload:
+        # 1.6 has no certificateType: it only ever signs the charge point certificate.
+        accepted = await calls.sign_certificate(
+            session, csr=payload["csr"], certificate_type=payload.get("certificateType")
+        )
+        return {"status": "Accepted" if accepted else "Rejected"}
+
     async def data_transfer(payload: Payload) -> Payload:
         # No vendor extensions are configured; the station learns that, not a CALLERROR.
         return {"status": "UnknownVendorId"}
@@ -46,4 +53,5 @@ def shared_handlers(calls: StationCalls, session: StationSession) -> dict[str, H
         "Heartbeat": heartbeat,
         "SecurityEventNotification": security_event_notification,
         "DataTransfer": data_transfer,
+        "SignCertificate": sign_certificate,
     }

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from chargewarden.domain.presence import PresenceRecorder
 from chargewarden.rpc.errors import ErrorKind, RpcError
@@ -13,10 +15,16 @@ from chargewarden.security.recorder import SecurityRecorder
 from chargewarden.store import Store
 from chargewarden.store.records import ConnectorStatusRecord, RegistrationStatus
 
+if TYPE_CHECKING:
+    from chargewarden.domain.certificate_signing import CertificateSigning
+
 log = logging.getLogger(__name__)
 
 # How soon a Pending or Rejected station may boot again.
 BOOT_RETRY_SECONDS = 60
+
+
+FollowUp = Callable[[], Awaitable[object]]
 
 
 @dataclass(slots=True)
@@ -29,6 +37,12 @@ class StationSession:
     # Last BootNotification answer; carried over from the store on reconnect, because a
     # station need not boot again on a fresh connection (OCPP-J 2.0.1 Part 4 §5.3).
     boot_status: RegistrationStatus | None
+    # Calls to the station that must wait until the answer to its current CALL is sent
+    # (CertificateSigned after SignCertificate.conf); the connection starts them then.
+    follow_ups: list[FollowUp] = field(default_factory=list)
+
+    def after_reply(self, follow_up: FollowUp) -> None:
+        self.follow_ups.append(follow_up)
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +85,8 @@ class StationCalls:
         self._recorder = recorder
         self._heartbeat_interval = heartbeat_interval
         self._presence = presence
+        # Set by the composition root; None where certificates are not managed (tests).
+        self.certificates: CertificateSigning | None = None
 
     def seen(self, identity: str, at: datetime) -> None:
         self._presence.seen(identity, at)
@@ -121,6 +137,11 @@ class StationCalls:
                 last_seen=now,
             )
         session.boot_status = status
+        if status is RegistrationStatus.ACCEPTED and self.certificates is not None:
+            # Certificates issued but not acknowledged (restart, dropped connection) go out
+            # again once the station is accepted.
+            certificates = self.certificates
+            session.after_reply(lambda: certificates.resume(session.identity))
         interval = (
             self._heartbeat_interval
             if status is RegistrationStatus.ACCEPTED
@@ -169,4 +190,28 @@ class StationCalls:
             timestamp or utc_now(),
             tech_info,
             session.peer,
+        )
+
+    def connected(self, session: StationSession, certificate_fingerprint: str | None) -> None:
+        """Queue what a fresh connection owes the station: certificates issued but not yet
+        acknowledged, and retiring the certificates a renewed one replaces."""
+        certificates = self.certificates
+        if certificates is None:
+            return
+        if certificate_fingerprint is not None:
+            fingerprint = certificate_fingerprint
+            session.after_reply(
+                lambda: certificates.retire_superseded(session.identity, fingerprint)
+            )
+        if session.boot_status is RegistrationStatus.ACCEPTED:
+            session.after_reply(lambda: certificates.resume(session.identity))
+
+    async def sign_certificate(
+        self, session: StationSession, *, csr: str, certificate_type: str | None
+    ) -> bool:
+        """SignCertificate (CRT-02): True = Accepted, the certificate follows after the reply."""
+        if self.certificates is None:
+            return False
+        return await self.certificates.on_csr(
+            session.identity, csr, certificate_type, session.peer, session.after_reply
         )

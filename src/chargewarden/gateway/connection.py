@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from dataclasses import dataclass
@@ -10,7 +11,7 @@ from typing import Any
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
-from chargewarden.domain.station_calls import StationCalls, StationSession
+from chargewarden.domain.station_calls import FollowUp, StationCalls, StationSession
 from chargewarden.gateway.registry import ConnectionInfo
 from chargewarden.ocpp16.handlers import station_handlers as handlers_16
 from chargewarden.ocpp201.handlers import station_handlers as handlers_201
@@ -64,6 +65,7 @@ class StationConnection:
         self._session = session
         self._recorder = recorder
         self._budget = _InvalidMessageBudget()
+        self._follow_up_tasks: set[asyncio.Task[None]] = set()
         self._invalid_events: list[tuple[RpcError, int]] = []
         build = handlers_16 if info.ocpp_version is OcppVersion.V16 else handlers_201
         self.endpoint = RpcEndpoint(
@@ -111,11 +113,28 @@ class StationConnection:
                 version=self._info.ocpp_version,
             )
 
+    def start_follow_ups(self) -> None:
+        """The answer to the station's CALL is sent: what had to wait for it may start now."""
+        follow_ups, self._session.follow_ups = self._session.follow_ups, []
+        for follow_up in follow_ups:
+            task = asyncio.create_task(self._run_follow_up(follow_up))
+            self._follow_up_tasks.add(task)
+            task.add_done_callback(self._follow_up_tasks.discard)
+
+    async def _run_follow_up(self, follow_up: FollowUp) -> None:
+        try:
+            await follow_up()
+        except Exception:
+            # A follow-up records its own outcome; one that fails must not end the connection.
+            log.exception("follow-up call to station %s failed", self._info.identity)
+
     async def serve(self) -> None:
         """Receive until the socket closes; every frame gets an answer or a CALLERROR."""
         try:
             async for message in self._websocket:
                 await self.endpoint.receive(message)
+                if self._session.follow_ups:
+                    self.start_follow_ups()
                 if self._invalid_events:
                     await self._flush_invalid_events()
         except ConnectionClosed as closed:

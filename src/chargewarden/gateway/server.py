@@ -364,6 +364,8 @@ class Gateway:
         )
         try:
             self._calls.seen(accept.identity, now)
+            self._calls.connected(session, info.certificate_fingerprint)
+            link.start_follow_ups()
             await link.serve()
         finally:
             self._registry.unregister(link)

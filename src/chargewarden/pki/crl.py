@@ -21,7 +21,7 @@ from chargewarden.pki import PkiError
 from chargewarden.pki.files import write_public
 from chargewarden.pki.hierarchy import Pki
 from chargewarden.pki.issue import signature_hash
-from chargewarden.pki.layout import CRL_ISSUERS
+from chargewarden.pki.layout import CPO_ROOT, CRL_ISSUERS, MANUFACTURER_ROOT
 from chargewarden.pki.material import csms_root_pem
 from chargewarden.store.records import CertificateRecord
 
@@ -175,5 +175,19 @@ def make_csms_root_provider(settings: Settings) -> RootProvider:
             return csms_root_pem(settings)
         except PkiError:
             return None
+
+    return provide
+
+
+def builtin_root_provider(pki: Pki) -> Callable[[str], bytes | None]:
+    """PEM of a root of our own hierarchy by installable kind ("csms-root",
+    "manufacturer-root"), for installing it on stations without an operator-supplied file."""
+    names = {"csms-root": CPO_ROOT, "manufacturer-root": MANUFACTURER_ROOT}
+
+    def provide(kind: str) -> bytes | None:
+        entry = pki.entries.get(names.get(kind, ""))
+        if entry is None:
+            return None
+        return entry.certificate.public_bytes(serialization.Encoding.PEM)
 
     return provide

@@ -4,16 +4,24 @@
 what is wrong with it. Loading never stops at the first broken file: the operator gets the whole
 list of problems from ``check`` (and ``ca show``), except for a wrong passphrase, which makes
 every key unreadable and is reported at once.
+
+Which CAs there are, and how each is made, is in ``authorities.py``. A CA added to the
+hierarchy after an installation was created (the V2G CA, ``cpo-v2g-ca``) is absent from it
+without that being a problem, and ``Pki.add_missing_cas`` (called by ``ensure_pki`` at start)
+creates it, touching nothing else. The built-in V2G CA serves development and closed
+installations; production V2G certificates come from the V2G PKI (e.g. Hubject) through an
+external signer implementing ``signer.CertificateSigner``.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
+import os
 import secrets
 import shutil
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 from cryptography import x509
@@ -22,15 +30,17 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from chargewarden.config import Settings
 from chargewarden.pki import PkiError
-from chargewarden.pki.files import ensure_dir, write_public
-from chargewarden.pki.issue import (
-    crl_url,
-    issue_ca,
-    issue_leaf,
-    issue_server_certificate,
-    name,
-    validity,
+from chargewarden.pki.authorities import (
+    ADDED_LATER,
+    ALL_CAS,
+    SPEC_BY_NAME,
+    SPECS,
+    V2G_CA,
+    make_authority,
 )
+from chargewarden.pki.files import ensure_dir, write_public
+from chargewarden.pki.health import expiry_warnings, hierarchy_problems
+from chargewarden.pki.issue import issue_server_certificate
 from chargewarden.pki.keys import (
     PrivateKey,
     WrongPassphrase,
@@ -41,22 +51,16 @@ from chargewarden.pki.keys import (
     write_private_key,
 )
 from chargewarden.pki.layout import (
-    CA_NAMES,
     CPO_ROOT,
     FIRMWARE_SIGNER,
     MANUFACTURER_ROOT,
-    PARENT_OF,
     SERVER_CA,
     SERVER_KINDS,
     STATION_CA,
     Layout,
 )
 
-ROOT_LIFETIME = timedelta(days=20 * 365)
-CA_LIFETIME = timedelta(days=10 * 365)
-FIRMWARE_SIGNER_LIFETIME = timedelta(days=5 * 365)
-EXPIRY_WARNING = timedelta(days=30)
-DEV_MANUFACTURER = "ChargeWarden Development Manufacturer"
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -95,36 +99,10 @@ def load_certificates(path: Path) -> list[x509.Certificate]:
     return certificates
 
 
-def _cpo_label(settings: Settings) -> str:
-    # CN is limited to 64 characters; the O keeps the full CPO name.
-    return settings.cpo_name[:48]
-
-
-@dataclass(frozen=True)
-class _Spec:
-    name: str
-    cn: Callable[[Settings], str]
-    o: Callable[[Settings], str]
-    parent: str | None
-    lifetime: timedelta
-    path_length: int | None = None
-    curve: ec.EllipticCurve = field(default_factory=ec.SECP384R1)
-    code_signing: bool = False
-
-
-_SPECS = (
-    _Spec(CPO_ROOT, lambda s: f"{_cpo_label(s)} Root CA", lambda s: s.cpo_name, None,
-          ROOT_LIFETIME, path_length=1),
-    _Spec(SERVER_CA, lambda s: f"{_cpo_label(s)} Server CA", lambda s: s.cpo_name, CPO_ROOT,
-          CA_LIFETIME, path_length=0),
-    _Spec(STATION_CA, lambda s: f"{_cpo_label(s)} Station CA", lambda s: s.cpo_name, CPO_ROOT,
-          CA_LIFETIME, path_length=0),
-    _Spec(MANUFACTURER_ROOT, lambda s: f"{DEV_MANUFACTURER} Root CA",
-          lambda s: DEV_MANUFACTURER, None, ROOT_LIFETIME, path_length=0),
-    _Spec(FIRMWARE_SIGNER, lambda s: f"{DEV_MANUFACTURER} Firmware Signer",
-          lambda s: DEV_MANUFACTURER, MANUFACTURER_ROOT, FIRMWARE_SIGNER_LIFETIME,
-          curve=ec.SECP256R1(), code_signing=True),
-)
+def _hierarchy_paths(ca_dir: Path) -> list[Path]:
+    """What ``ca init`` makes: the layout's paths and those of CAs added since."""
+    paths = Layout(ca_dir).hierarchy_paths()
+    return paths + [ca_dir / n for n in ALL_CAS if ca_dir / n not in paths]
 
 
 def _new_server_key(kind: str) -> PrivateKey:
@@ -158,7 +136,7 @@ class Pki:
 
     @classmethod
     def exists(cls, settings: Settings) -> bool:
-        return any(p.exists() for p in Layout(settings.effective_ca_dir).hierarchy_paths())
+        return any(p.exists() for p in _hierarchy_paths(settings.effective_ca_dir))
 
     @classmethod
     def init(cls, settings: Settings, passphrase: bytes, *, now: datetime | None = None) -> Pki:
@@ -174,7 +152,7 @@ class Pki:
         pki = cls(settings.model_copy(update={"ca_dir": staging}), passphrase)
         try:
             pki._create(now)
-            for path in Layout(staging).hierarchy_paths():
+            for path in _hierarchy_paths(staging):
                 path.rename(ca_dir / path.name)
         finally:
             with contextlib.suppress(OSError):
@@ -182,51 +160,102 @@ class Pki:
         return cls.load(settings, passphrase)
 
     def _create(self, now: datetime) -> None:
-        for spec in _SPECS:
-            key = generate_ec(spec.curve)
-            parent = self.entries.get(spec.parent) if spec.parent else None
-            not_before, not_after = validity(now, spec.lifetime)
-            url = crl_url(self.settings, spec.parent) if spec.parent else None
-            if spec.code_signing and parent is not None:
-                certificate = issue_leaf(
-                    parent.certificate, parent.key, key.public_key(), cn=spec.cn(self.settings),
-                    o=spec.o(self.settings), not_before=not_before, not_after=not_after,
-                    client=False, crl_url=url, code_signing=True,
-                )
-            else:
-                certificate = issue_ca(
-                    name(spec.cn(self.settings), spec.o(self.settings)), key.public_key(),
-                    parent.key if parent else key,
-                    issuer_cert=parent.certificate if parent else None,
-                    not_before=not_before, not_after=not_after, path_length=spec.path_length,
-                    crl_url=url,
-                )
-            entry = CertifiedKey(spec.name, certificate, key, self.layout.cert(spec.name),
-                                 self.layout.key(spec.name))
-            write_private_key(entry.key_path, key, self._passphrase)
-            write_public(entry.cert_path, entry.pem)
-            self.entries[spec.name] = entry
+        for spec in SPECS:
+            parent = self.entries[spec.parent] if spec.parent else None
+            certificate, key = make_authority(
+                spec, self.settings, (parent.certificate, parent.key) if parent else None, now
+            )
+            self.entries[spec.name] = self._write_ca(self.layout, spec.name, certificate, key)
         for kind in SERVER_KINDS:
             self.issue_server(kind, now)
+
+    def _write_ca(
+        self, layout: Layout, ca_name: str, certificate: x509.Certificate, key: PrivateKey
+    ) -> CertifiedKey:
+        entry = CertifiedKey(ca_name, certificate, key, layout.cert(ca_name), layout.key(ca_name))
+        write_private_key(entry.key_path, key, self._passphrase)
+        write_public(entry.cert_path, entry.pem)
+        return entry
+
+    def add_missing_cas(self, now: datetime) -> list[str]:
+        """Create the CAs this installation predates (see ``ADDED_LATER``); their names.
+
+        Only a CA whose directory is absent is added, and only under a parent that is loaded
+        and valid now; nothing else is touched. A directory that exists but is broken is
+        reported by ``check``, never replaced; one that cannot be written (a read-only CA
+        directory) is logged and left absent, as the rest of the CA works without it. The new
+        CA is written into a staging directory and renamed into place, so a crash leaves no
+        half-made CA, and of two processes starting at once one adds it and the other loads
+        what the first added.
+        """
+        added = []
+        for ca_name in ALL_CAS:
+            spec = SPEC_BY_NAME[ca_name]
+            parent = self.entries.get(spec.parent) if spec.parent else None
+            target = self.ca_dir / ca_name
+            if ca_name not in ADDED_LATER or target.exists() or parent is None:
+                continue
+            parent_cert = parent.certificate
+            if not parent_cert.not_valid_before_utc <= now < parent_cert.not_valid_after_utc:
+                continue  # check() reports the parent
+            certificate, key = make_authority(spec, self.settings, (parent_cert, parent.key), now)
+            staging = self.ca_dir / f".add-{secrets.token_hex(6)}"
+            try:
+                self._write_ca(Layout(staging), ca_name, certificate, key)
+                os.rename(staging / ca_name, target)
+            except OSError as exc:
+                if not target.exists():
+                    # E.g. a read-only CA directory: the rest of the CA works without it.
+                    log.warning(
+                        "cannot add %s to the CA in %s (%s); what it issues cannot be signed "
+                        "until it is added (start once with write access to the CA directory)",
+                        ca_name,
+                        self.ca_dir,
+                        exc.strerror or exc,
+                    )
+                    continue
+                # Another process added it first: use that one.
+                self._load_entry(ca_name, self.layout.cert(ca_name), self.layout.key(ca_name))
+                continue
+            finally:
+                with contextlib.suppress(OSError):
+                    shutil.rmtree(staging)
+            self.entries[ca_name] = CertifiedKey(
+                ca_name, certificate, key, self.layout.cert(ca_name), self.layout.key(ca_name)
+            )
+            log.info("added %s to the CA in %s", ca_name, self.ca_dir)
+            added.append(ca_name)
+        return added
 
     def issue_server(self, kind: str, now: datetime) -> CertifiedKey:
         """A new key and server certificate of ``kind``, written over the current one."""
         server_ca = self.server_ca
         key = _new_server_key(kind)
         certificate = issue_server_certificate(
-            server_ca.certificate, server_ca.key, key.public_key(), self.settings,
-            issuer_name=SERVER_CA, now=now,
+            server_ca.certificate,
+            server_ca.key,
+            key.public_key(),
+            self.settings,
+            issuer_name=SERVER_CA,
+            now=now,
         )
-        entry = CertifiedKey(kind, certificate, key, self.layout.server_chain(kind),
-                             self.layout.server_key(kind), chain=(server_ca.certificate,))
+        entry = CertifiedKey(
+            kind,
+            certificate,
+            key,
+            self.layout.server_chain(kind),
+            self.layout.server_key(kind),
+            chain=(server_ca.certificate,),
+        )
         # Key first, chain second: the watcher keys on the chain, and load_tls_material refuses
         # a pair that does not match, so a reader in between keeps the previous material.
         write_private_key(entry.key_path, key, self._passphrase)
         write_public(entry.cert_path, pem_of(certificate, server_ca.certificate))
         self.servers[kind] = entry
         # Whatever was wrong with the previous files of this kind is gone with them.
-        self._load_problems = [p for p in self._load_problems
-                               if not p.startswith(f"{kind} server:")]
+        self._load_problems = [
+            p for p in self._load_problems if not p.startswith(f"{kind} server:")
+        ]
         return entry
 
     @classmethod
@@ -239,19 +268,33 @@ class Pki:
                 f"no CA in {pki.ca_dir}; create one with 'chargewarden ca init' "
                 "(or start 'chargewarden serve' with the embedded default)"
             )
-        for ca_name in CA_NAMES:
+        for ca_name in ALL_CAS:
+            if ca_name in ADDED_LATER and not (pki.ca_dir / ca_name).exists():
+                continue  # predates this installation: add_missing_cas creates it
             pki._load_entry(ca_name, pki.layout.cert(ca_name), pki.layout.key(ca_name))
         for kind in SERVER_KINDS:
             for imported in (False, True):
                 chain = pki.layout.server_chain(kind, imported=imported)
                 if imported and not chain.exists():
                     continue
-                pki._load_entry(kind, chain, pki.layout.server_key(kind, imported=imported),
-                                server=True, imported=imported)
+                pki._load_entry(
+                    kind,
+                    chain,
+                    pki.layout.server_key(kind, imported=imported),
+                    server=True,
+                    imported=imported,
+                )
         return pki
 
-    def _load_entry(self, entry_name: str, cert_path: Path, key_path: Path, *,
-                    server: bool = False, imported: bool = False) -> None:
+    def _load_entry(
+        self,
+        entry_name: str,
+        cert_path: Path,
+        key_path: Path,
+        *,
+        server: bool = False,
+        imported: bool = False,
+    ) -> None:
         label = f"{'imported ' if imported else ''}{entry_name}" + (" server" if server else "")
         try:
             certificates = load_certificates(cert_path)
@@ -264,8 +307,9 @@ class Pki:
         if not key_matches(certificates[0], key):
             self._load_problems.append(f"{label}: {key_path} does not match {cert_path}")
             return
-        entry = CertifiedKey(entry_name, certificates[0], key, cert_path, key_path,
-                             chain=tuple(certificates[1:]))
+        entry = CertifiedKey(
+            entry_name, certificates[0], key, cert_path, key_path, chain=tuple(certificates[1:])
+        )
         target = self.imported_servers if imported else self.servers if server else self.entries
         target[entry_name] = entry
 
@@ -290,6 +334,10 @@ class Pki:
         return self.ca(STATION_CA)
 
     @property
+    def v2g_ca(self) -> CertifiedKey:
+        return self.ca(V2G_CA)
+
+    @property
     def manufacturer_root(self) -> CertifiedKey:
         return self.ca(MANUFACTURER_ROOT)
 
@@ -305,69 +353,20 @@ class Pki:
 
     # --- sanity ------------------------------------------------------------------------------
 
+    @property
+    def load_problems(self) -> list[str]:
+        """What went wrong reading the files (part of ``check``)."""
+        return list(self._load_problems)
+
     def check(self, now: datetime | None = None) -> list[str]:
         """Problems that make the CA unusable: missing or unreadable files, keys that do not
         match their certificates, chains that do not verify, expired certificates."""
-        now = now or datetime.now(UTC)
-        problems = list(self._load_problems)
-        for ca_name, entry in self.entries.items():
-            problems += _validity_problems(ca_name, entry.certificate, now)
-            parent_name = PARENT_OF[ca_name]
-            parent = self.entries.get(parent_name) if parent_name else entry
-            if parent is not None:
-                problems += _signature_problems(ca_name, entry.certificate, parent.certificate)
-        for kind, entry in self.servers.items():
-            if self.imported_servers:
-                continue  # replaced; not presented, not renewed
-            label = f"{kind} server"
-            problems += _validity_problems(label, entry.certificate, now)
-            if SERVER_CA in self.entries:
-                ca_cert = self.entries[SERVER_CA].certificate
-                problems += _signature_problems(label, entry.certificate, ca_cert)
-                if entry.chain[:1] != (ca_cert,):
-                    problems.append(f"{label}: {entry.cert_path} does not end with {SERVER_CA}")
-        for kind, entry in self.imported_servers.items():
-            label = f"imported {kind} server"
-            problems += _validity_problems(label, entry.certificate, now)
-            if entry.chain:
-                problems += _signature_problems(label, entry.certificate, entry.chain[0])
-        if not self.active_servers:
-            problems.append("no usable server certificate")
-        return problems
+        return hierarchy_problems(self, now or datetime.now(UTC))
 
     def warnings(self, now: datetime | None = None) -> list[str]:
         """Certificates that expire within 30 days (generated server certificates excepted:
         they are renewed automatically)."""
-        now = now or datetime.now(UTC)
-        out = []
-        watched = list(self.entries.values()) + list(self.imported_servers.values())
-        for entry in watched:
-            left = entry.certificate.not_valid_after_utc - now
-            if timedelta(0) < left < EXPIRY_WARNING:
-                out.append(f"{entry.name}: expires in {left.days} days "
-                           f"({entry.certificate.not_valid_after_utc:%Y-%m-%d})")
-        return out
-
-
-def _validity_problems(label: str, certificate: x509.Certificate, now: datetime) -> list[str]:
-    if now > certificate.not_valid_after_utc:
-        return [f"{label}: certificate expired on {certificate.not_valid_after_utc:%Y-%m-%d %H:%M}"
-                " UTC"]
-    if now < certificate.not_valid_before_utc:
-        return [f"{label}: certificate is not valid before "
-                f"{certificate.not_valid_before_utc:%Y-%m-%d %H:%M} UTC"]
-    return []
-
-
-def _signature_problems(
-    label: str, certificate: x509.Certificate, issuer: x509.Certificate
-) -> list[str]:
-    try:
-        certificate.verify_directly_issued_by(issuer)
-    except Exception as exc:  # InvalidSignature, ValueError, TypeError; InvalidSignature is mute
-        reason = str(exc) or type(exc).__name__
-        return [f"{label}: not issued by {issuer.subject.rfc4514_string()} ({reason})"]
-    return []
+        return expiry_warnings(self, now or datetime.now(UTC))
 
 
 # The run-time entry points live in lifecycle.py and recording.py (they import this module);

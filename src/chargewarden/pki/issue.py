@@ -105,8 +105,13 @@ def _crl_dp(builder: x509.CertificateBuilder, crl_url: str | None) -> x509.Certi
     return builder.add_extension(x509.CRLDistributionPoints([point]), critical=False)
 
 
-def _usage(*, signature: bool = False, encipherment: bool = False, agreement: bool = False,
-           ca: bool = False) -> x509.KeyUsage:
+def _usage(
+    *,
+    signature: bool = False,
+    encipherment: bool = False,
+    agreement: bool = False,
+    ca: bool = False,
+) -> x509.KeyUsage:
     return x509.KeyUsage(
         digital_signature=signature,
         content_commitment=False,
@@ -171,12 +176,15 @@ def issue_leaf(
     ip_addresses: Sequence[str] = (),
     crl_url: str | None = None,
     code_signing: bool = False,
+    v2g: bool = False,
 ) -> x509.Certificate:
     """An end-entity certificate signed by ``issuer_cert``/``issuer_key``.
 
     ``client=True``: EKU clientAuth (a station); ``client=False``: serverAuth (the CSMS), with
-    the SANs given; ``code_signing=True``: EKU codeSigning (firmware). The validity is taken as
-    given, so tests and demos can fabricate expired or not-yet-valid certificates with it.
+    the SANs given; ``code_signing=True``: EKU codeSigning (firmware); ``v2g=True`` (with
+    ``client``): EKU clientAuth and serverAuth, for a station's ISO 15118 certificate, with
+    which it is the TLS server to the EV. The validity is taken as given, so tests and demos
+    can fabricate expired or not-yet-valid certificates with it.
     """
     check_key_strength(public_key, "the certificate's public key")
     server = not client and not code_signing
@@ -187,10 +195,14 @@ def issue_leaf(
         _leaf_usage(public_key, server=server, code_signing=code_signing), critical=True
     )
     if code_signing:
-        eku = ExtendedKeyUsageOID.CODE_SIGNING
+        ekus = [ExtendedKeyUsageOID.CODE_SIGNING]
+    elif client:
+        ekus = [ExtendedKeyUsageOID.CLIENT_AUTH]
+        if v2g:
+            ekus.append(ExtendedKeyUsageOID.SERVER_AUTH)
     else:
-        eku = ExtendedKeyUsageOID.CLIENT_AUTH if client else ExtendedKeyUsageOID.SERVER_AUTH
-    builder = builder.add_extension(x509.ExtendedKeyUsage([eku]), critical=False)
+        ekus = [ExtendedKeyUsageOID.SERVER_AUTH]
+    builder = builder.add_extension(x509.ExtendedKeyUsage(ekus), critical=False)
     if dns_names or ip_addresses:
         builder = builder.add_extension(_san(dns_names, ip_addresses), critical=False)
     builder = _crl_dp(builder, crl_url)
@@ -268,22 +280,29 @@ def issue_station_certificate(
     cpo_name: str,
     lifetime_days: int,
     now: datetime | None = None,
+    v2g: bool = False,
 ) -> x509.Certificate:
     """A station's client certificate from the station CA (SEC-09): CN = the station's serial
-    number, O = the CPO name, EKU clientAuth."""
+    number, O = the CPO name, EKU clientAuth.
+
+    ``v2g=True``: the station's V2G (ISO 15118) certificate instead, from the V2G CA, with EKU
+    clientAuth and serverAuth (see ``issue_leaf``); CN and O are whatever the caller checked
+    the CSR for.
+    """
     if lifetime_days < 1:
         raise PkiError("a station certificate must be valid for at least one day")
     not_before, not_after = validity(now or datetime.now(UTC), timedelta(days=lifetime_days))
-    station_ca = pki.station_ca
-    not_after = min(not_after, station_ca.certificate.not_valid_after_utc)
+    issuing_ca = pki.v2g_ca if v2g else pki.station_ca
+    not_after = min(not_after, issuing_ca.certificate.not_valid_after_utc)
     return issue_leaf(
-        station_ca.certificate,
-        station_ca.key,
+        issuing_ca.certificate,
+        issuing_ca.key,
         public_key,
         cn=serial_number_cn,
         o=cpo_name,
         not_before=not_before,
         not_after=not_after,
         client=True,
-        crl_url=crl_url(pki.settings, station_ca.name),
+        crl_url=crl_url(pki.settings, issuing_ca.name),
+        v2g=v2g,
     )

@@ -26,17 +26,21 @@ SERVER_CA = "cpo-server-ca"
 STATION_CA = "cpo-station-ca"
 MANUFACTURER_ROOT = "manufacturer-root"
 FIRMWARE_SIGNER = "firmware-signer"
-CA_NAMES = (CPO_ROOT, SERVER_CA, STATION_CA, MANUFACTURER_ROOT, FIRMWARE_SIGNER)
+# Signs V2G certificates (ISO 15118) requested with SignCertificate(V2GCertificate); added to
+# installations that predate it at their next start (pki.authorities.ADDED_LATER).
+V2G_CA = "cpo-v2g-ca"
+CA_NAMES = (CPO_ROOT, SERVER_CA, STATION_CA, V2G_CA, MANUFACTURER_ROOT, FIRMWARE_SIGNER)
 # Who signed whom (None: self-signed root).
 PARENT_OF: dict[str, str | None] = {
     CPO_ROOT: None,
     SERVER_CA: CPO_ROOT,
     STATION_CA: CPO_ROOT,
+    V2G_CA: CPO_ROOT,
     MANUFACTURER_ROOT: None,
     FIRMWARE_SIGNER: MANUFACTURER_ROOT,
 }
 # The CAs that sign CRLs (the firmware signer is a leaf).
-CRL_ISSUERS = (CPO_ROOT, SERVER_CA, STATION_CA, MANUFACTURER_ROOT)
+CRL_ISSUERS = (CPO_ROOT, SERVER_CA, STATION_CA, V2G_CA, MANUFACTURER_ROOT)
 # RSA first, then ECDSA: the order TLS material presents them in.
 SERVER_KINDS = ("rsa", "ecdsa")
 IMPORTED_PREFIX = "imported:"

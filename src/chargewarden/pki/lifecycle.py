@@ -95,15 +95,21 @@ def renew_server_certificates_if_due(
         if reason is None:
             continue
         entry = pki.issue_server(kind, now)
-        log.info("renewed the %s server certificate because %s; new one valid until %s",
-                 kind, reason, entry.certificate.not_valid_after_utc.isoformat())
+        log.info(
+            "renewed the %s server certificate because %s; new one valid until %s",
+            kind,
+            reason,
+            entry.certificate.not_valid_after_utc.isoformat(),
+        )
         renewed = True
     return renewed
 
 
-def ensure_pki(settings: Settings, *, now: datetime | None = None,
-               create: bool | None = None) -> Pki:
-    """The CA, ready to use: created if missing, checked, server certificates renewed if due.
+def ensure_pki(
+    settings: Settings, *, now: datetime | None = None, create: bool | None = None
+) -> Pki:
+    """The CA, ready to use: created if missing, completed with CAs added to the hierarchy
+    since it was created, checked, server certificates renewed if due.
 
     ``create=None`` creates a missing CA only on the embedded default (no ``ca_dir``
     configured): a configured CA directory that is missing is more likely a mount that failed
@@ -121,6 +127,8 @@ def ensure_pki(settings: Settings, *, now: datetime | None = None,
         pki = Pki.init(settings, passphrase, now=now)
     else:
         pki = Pki.load(settings, passphrase)
+        # A CA this installation predates (the V2G CA) is added now; nothing else changes.
+        pki.add_missing_cas(now)
     # Renew before checking: an expired or missing generated server certificate is exactly
     # what renewal repairs, and must not keep the CSMS from starting.
     if pki.entries.get(SERVER_CA) is not None:

@@ -134,6 +134,8 @@ class CsmsEvent(StrEnum):
     TLS_HANDSHAKE_FAILED = "TlsHandshakeFailed"
     # Proxy mode (SEC-12): forwarded-certificate headers from a peer that is not a trusted proxy
     UNTRUSTED_PROXY_HEADERS = "UntrustedProxyHeaders"
+    # Certificate lifecycle (CRT-02): a CSR the CSMS refused to sign
+    CSR_REJECTED = "CsrRejected"
 
 
 # Critical = an operator should look now. Single failed logins, scanners and misconfigurations
@@ -167,6 +169,8 @@ _CSMS_CRITICAL: MappingProxyType[CsmsEvent, bool] = MappingProxyType(
         CsmsEvent.TLS_HANDSHAKE_FAILED: False,
         # Someone is trying to inject a client certificate past the proxy.
         CsmsEvent.UNTRUSTED_PROXY_HEADERS: True,
+        # Usually a misconfigured CpoName or serial; the reason says which rule failed.
+        CsmsEvent.CSR_REJECTED: False,
     }
 )
 

@@ -10,6 +10,7 @@ import builtins
 from datetime import datetime, timedelta
 
 from sqlalchemy import ColumnElement, select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from chargewarden.store.base import Repository
 from chargewarden.store.errors import CertificateExists, CertificateNotFound, StoreError
@@ -17,12 +18,12 @@ from chargewarden.store.mapping import (
     aware,
     certificate_record,
     certificate_values,
-    fingerprint,
     identity,
     serial,
     utcnow,
 )
 from chargewarden.store.models import CertificateRow
+from chargewarden.store.point_reads import PointReads
 from chargewarden.store.records import CertificateRecord, CertificateRole
 
 
@@ -40,6 +41,12 @@ def _one(rows: builtins.list[CertificateRow], wanted: str) -> CertificateRow | N
 
 
 class CertificateRepository(Repository):
+    def __init__(
+        self, sessions: async_sessionmaker[AsyncSession], dialect: str, point_reads: PointReads
+    ) -> None:
+        super().__init__(sessions, dialect)
+        self._point_reads = point_reads
+
     async def add(self, record: CertificateRecord) -> CertificateRecord:
         """Record a certificate; CertificateExists if its fingerprint, or its issuer and serial,
         are already recorded."""
@@ -57,6 +64,11 @@ class CertificateRepository(Repository):
                 )
             return certificate_record(row)
 
+    async def get_by_id(self, certificate_id: int) -> CertificateRecord | None:
+        async with self._transaction() as session:
+            row = await session.get(CertificateRow, certificate_id)
+            return certificate_record(row) if row is not None else None
+
     async def get(
         self, serial_number: str, *, issuer_ca: str | None = None
     ) -> CertificateRecord | None:
@@ -69,12 +81,7 @@ class CertificateRepository(Repository):
             return certificate_record(row) if row is not None else None
 
     async def find_by_fingerprint(self, sha256_hex: str) -> CertificateRecord | None:
-        stmt = select(CertificateRow).where(
-            CertificateRow.fingerprint_sha256 == fingerprint(sha256_hex)
-        )
-        async with self._transaction() as session:
-            row = await session.scalar(stmt)
-            return certificate_record(row) if row is not None else None
+        return await self._point_reads.certificate(sha256_hex)
 
     async def list(
         self,

@@ -155,3 +155,65 @@ class CertificateRow(Base):
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
     revocation_reason: Mapped[str | None] = mapped_column(String)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class CertificateRequestRow(Base):
+    """One signing flow: trigger → CSR → issued certificate → the station's answer."""
+
+    __tablename__ = "certificate_requests"
+    __table_args__ = (
+        CheckConstraint(
+            "state IN ('triggered', 'rejected', 'issued', 'accepted', 'refused_by_station', "
+            "'failed')",
+            name="state_known",
+        ),
+        Index("ix_certificate_requests_station_state", "station_identity", "state"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    station_identity: Mapped[str] = mapped_column(
+        String, ForeignKey("stations.identity", ondelete="CASCADE")
+    )
+    certificate_type: Mapped[str] = mapped_column(String)
+    state: Mapped[str] = mapped_column(String)
+    origin: Mapped[str] = mapped_column(String)
+    actor: Mapped[str | None] = mapped_column(String)
+    reason: Mapped[str | None] = mapped_column(String)
+    certificate_id: Mapped[int | None] = mapped_column(
+        BigId, ForeignKey("certificates.id", ondelete="SET NULL")
+    )
+    replaces_certificate_id: Mapped[int | None] = mapped_column(BigId)
+    # What CertificateSigned carries (leaf + issuing CA), kept so a redelivery sends the very
+    # same certificate.
+    chain_pem: Mapped[str | None] = mapped_column(Text)
+    csr_received_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
+    delivery_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class InstalledCertificatesRow(Base):
+    """A dated snapshot of what GetInstalledCertificateIds returned for a station."""
+
+    __tablename__ = "installed_certificate_snapshots"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    station_identity: Mapped[str] = mapped_column(
+        String, ForeignKey("stations.identity", ondelete="CASCADE"), index=True
+    )
+    taken_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    entries: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+
+
+class AlertRow(Base):
+    __tablename__ = "alerts"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    severity: Mapped[str] = mapped_column(String)
+    kind: Mapped[str] = mapped_column(String)
+    station_identity: Mapped[str | None] = mapped_column(String, index=True)
+    message: Mapped[str] = mapped_column(String)
+    details: Mapped[dict[str, Any]] = mapped_column(JSON)
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    delivery_attempts: Mapped[int] = mapped_column(Integer, default=0)

@@ -138,3 +138,73 @@ class CertificateRecord:
     @property
     def revoked(self) -> bool:
         return self.revoked_at is not None
+
+
+class CertificateRequestState(StrEnum):
+    TRIGGERED = "triggered"  # trigger accepted by the station; no CSR yet
+    REJECTED = "rejected"  # the CSR was refused by us (reason says why)
+    ISSUED = "issued"  # certificate committed; CertificateSigned not yet answered
+    ACCEPTED = "accepted"  # the station accepted the certificate
+    REFUSED_BY_STATION = "refused_by_station"  # the station answered CertificateSigned Rejected
+    FAILED = "failed"  # trigger refused, no CSR in time, delivery given up
+
+    @property
+    def open(self) -> bool:
+        return self in (CertificateRequestState.TRIGGERED, CertificateRequestState.ISSUED)
+
+
+class RequestOrigin(StrEnum):
+    OPERATOR = "operator"
+    RENEWAL = "renewal"
+    STATION = "station"  # the station sent a CSR of its own accord
+
+
+@dataclass(frozen=True, slots=True)
+class CertificateRequestRecord:
+    station_identity: str
+    certificate_type: str  # "ChargingStationCertificate" or "V2GCertificate"
+    state: CertificateRequestState
+    origin: RequestOrigin
+    actor: str | None = None
+    reason: str | None = None
+    certificate_id: int | None = None
+    # The certificate a renewal replaces; retired once the station uses the new one.
+    replaces_certificate_id: int | None = None
+    chain_pem: str | None = None  # what CertificateSigned carries; public
+    csr_received_at: datetime | None = None
+    delivery_attempts: int = 0
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+    id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class InstalledCertificate:
+    certificate_type: str  # as the station's OCPP version names it
+    hash_data: dict[str, str]  # OCPP certificateHashData, as the station reported it
+
+
+@dataclass(frozen=True, slots=True)
+class InstalledCertificatesSnapshot:
+    station_identity: str
+    taken_at: datetime
+    entries: tuple[InstalledCertificate, ...]
+    id: int | None = None
+
+
+class AlertSeverity(StrEnum):
+    CRITICAL = "critical"
+    WARNING = "warning"
+
+
+@dataclass(frozen=True, slots=True)
+class AlertRecord:
+    severity: AlertSeverity
+    kind: str  # dotted, e.g. "certificate.refused_by_station"
+    message: str
+    station_identity: str | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+    at: datetime | None = None
+    delivered_at: datetime | None = None
+    delivery_attempts: int = 0
+    id: int | None = None

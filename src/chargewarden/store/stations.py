@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from chargewarden.store.base import Repository
 from chargewarden.store.errors import StationExists, StationNotFound
@@ -22,10 +23,17 @@ from chargewarden.store.mapping import (
     utcnow,
 )
 from chargewarden.store.models import ConnectorStatusRow, StationRow
+from chargewarden.store.point_reads import PointReads
 from chargewarden.store.records import ConnectorStatusRecord, StationRecord
 
 
 class StationRepository(Repository):
+    def __init__(
+        self, sessions: async_sessionmaker[AsyncSession], dialect: str, point_reads: PointReads
+    ) -> None:
+        super().__init__(sessions, dialect)
+        self._point_reads = point_reads
+
     async def add(self, record: StationRecord) -> StationRecord:
         """Register a station; StationExists if the identity is taken."""
         stmt = (
@@ -41,9 +49,7 @@ class StationRepository(Repository):
             return station_record(row)
 
     async def get(self, identity: str) -> StationRecord | None:
-        async with self._transaction() as session:
-            row = await session.scalar(select(StationRow).where(StationRow.identity == identity))
-            return station_record(row) if row is not None else None
+        return await self._point_reads.station(identity)
 
     async def list(self) -> builtins.list[StationRecord]:
         async with self._transaction() as session:

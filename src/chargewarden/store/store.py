@@ -6,10 +6,16 @@ from types import TracebackType
 
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
+from chargewarden.store.cert_requests import (
+    AlertRepository,
+    CertificateRequestRepository,
+    InstalledCertificatesRepository,
+)
 from chargewarden.store.certificates import CertificateRepository
 from chargewarden.store.db import open_engine
 from chargewarden.store.events import AuditRepository, SecurityEventRepository
 from chargewarden.store.operators import OperatorRepository
+from chargewarden.store.point_reads import PointReads
 from chargewarden.store.stations import ConnectorStatusRepository, StationRepository
 from chargewarden.store.urls import mask_url, normalize_database_url
 
@@ -28,12 +34,16 @@ class Store:
         # Records are converted before commit, so nothing needs reloading afterwards.
         sessions = async_sessionmaker(engine, expire_on_commit=False)
         dialect = engine.dialect.name
-        self.stations = StationRepository(sessions, dialect)
+        self._point_reads = PointReads(engine)
+        self.stations = StationRepository(sessions, dialect, self._point_reads)
         self.events = SecurityEventRepository(sessions, dialect)
         self.audit = AuditRepository(sessions, dialect)
         self.operators = OperatorRepository(sessions, dialect)
         self.connectors = ConnectorStatusRepository(sessions, dialect)
-        self.certificates = CertificateRepository(sessions, dialect)
+        self.certificates = CertificateRepository(sessions, dialect, self._point_reads)
+        self.certificate_requests = CertificateRequestRepository(sessions, dialect)
+        self.installed_certificates = InstalledCertificatesRepository(sessions, dialect)
+        self.alerts = AlertRepository(sessions, dialect)
 
     @classmethod
     async def open(cls, url: str, *, migrate: bool = True) -> Store:
@@ -49,6 +59,7 @@ class Store:
         return self._engine.dialect.name
 
     async def close(self) -> None:
+        self._point_reads.close()
         await self._engine.dispose()
 
     async def __aenter__(self) -> Store:

@@ -1,0 +1,128 @@
+"""Calls from the CSMS to a station, independent of the OCPP version.
+
+A workflow asks for an *operation* (trigger a CSR, install a root, ...); the version adapter
+(`ocpp16.commands`, `ocpp201.commands`) turns it into the action and payload of that version,
+and reads the answer back. Failures reach the caller as one `CommandFailed` with a kind the
+API and CLI map to their own answer (offline → 409, timeout → 504, ...).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any, Protocol
+
+from chargewarden.gateway.registry import ConnectionRegistry, StationLink
+from chargewarden.pki.csr_policy import StationCertificateType
+from chargewarden.rpc.session import CallErrorReceived, CallTimeout, ConnectionGone, InvalidResponse
+from chargewarden.rpc.versions import OcppVersion
+from chargewarden.store.records import InstalledCertificate
+
+Payload = dict[str, Any]
+
+
+class RootCertificateKind(StrEnum):
+    """Certificates an operator installs on a station, named once for both versions."""
+
+    CSMS_ROOT = "csms-root"
+    MANUFACTURER_ROOT = "manufacturer-root"
+    V2G_ROOT = "v2g-root"
+    MO_ROOT = "mo-root"
+
+
+class FailureKind(StrEnum):
+    OFFLINE = "offline"
+    TIMEOUT = "timeout"
+    CALL_ERROR = "call-error"
+    INVALID_RESPONSE = "invalid-response"
+    UNSUPPORTED = "unsupported"  # the station's OCPP version has no such operation
+    REFUSED = "refused"  # the station answered, and the answer was no
+    NOT_FOUND = "not-found"
+    CONFLICT = "conflict"  # refused by our own rules (e.g. the last CSMS root)
+
+
+class CommandFailed(Exception):
+    def __init__(self, kind: FailureKind, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    action: str
+    payload: Payload
+
+
+class VersionCommands(Protocol):
+    """What each OCPP version adapter provides."""
+
+    def trigger_csr(self, certificate_type: StationCertificateType) -> Command: ...
+
+    def trigger_accepted(self, answer: Payload) -> bool: ...
+
+    def certificate_signed(
+        self, chain_pem: str, certificate_type: StationCertificateType
+    ) -> Command: ...
+
+    def install_certificate(self, kind: RootCertificateKind, pem: str) -> Command: ...
+
+    def get_installed(self) -> list[Command]: ...
+
+    def installed_from(self, command: Command, answer: Payload) -> list[InstalledCertificate]: ...
+
+    def delete_certificate(self, hash_data: dict[str, str]) -> Command: ...
+
+    def kind_of(self, certificate_type: str) -> RootCertificateKind | None: ...
+
+
+def commands_for(version: OcppVersion) -> VersionCommands:
+    if version is OcppVersion.V16:
+        from chargewarden.ocpp16.commands import Commands16
+
+        return Commands16()
+    from chargewarden.ocpp201.commands import Commands201
+
+    return Commands201()
+
+
+class StationChannel:
+    """Send one command to a connected station and return its answer, or CommandFailed."""
+
+    def __init__(self, registry: ConnectionRegistry, call_timeout: float) -> None:
+        self._registry = registry
+        self._call_timeout = call_timeout
+
+    def link(self, identity: str) -> StationLink:
+        link = self._registry.get(identity)
+        if link is None:
+            raise CommandFailed(FailureKind.OFFLINE, f"station {identity!r} is offline")
+        return link
+
+    def commands(self, identity: str) -> VersionCommands:
+        return commands_for(self.link(identity).info.ocpp_version)
+
+    async def send(self, identity: str, command: Command, timeout: float | None = None) -> Payload:
+        link = self.link(identity)
+        try:
+            return await link.call(command.action, command.payload, timeout or self._call_timeout)
+        except CallTimeout:
+            raise CommandFailed(
+                FailureKind.TIMEOUT, f"station {identity!r} did not answer {command.action} in time"
+            ) from None
+        except ConnectionGone:
+            raise CommandFailed(
+                FailureKind.OFFLINE,
+                f"station {identity!r} disconnected before answering {command.action}",
+            ) from None
+        except CallErrorReceived as exc:
+            raise CommandFailed(
+                FailureKind.CALL_ERROR,
+                f"station {identity!r} answered {command.action} with CALLERROR {exc.code}"
+                + (f": {exc.description[:200]}" if exc.description else ""),
+            ) from None
+        except InvalidResponse as exc:
+            raise CommandFailed(
+                FailureKind.INVALID_RESPONSE,
+                f"station {identity!r} sent an invalid {command.action} response: "
+                f"{exc.error.description[:200]}",
+            ) from None
