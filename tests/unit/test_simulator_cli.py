@@ -124,3 +124,30 @@ def test_fleet_reads_one_certificate_per_station(tmp_path: Path) -> None:
         "--profile", "3", "--cert", template, "--key", template,
     )  # fmt: skip
     one_line_error(result, f"cannot read --cert {tmp_path / 'FL-00001.pem'}")
+
+
+# ---- certificate options (SIM-02/03) ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("flag", "value", "fragment"),
+    [
+        ("--csr-fault", "nonsense", "--csr-fault must be one of weak-key"),
+        ("--hash-algorithm", "MD5", "--hash-algorithm must be SHA256, SHA384 or SHA512"),
+        ("--key-type", "dsa", "--key-type must be one of ec-p256"),
+        ("--cpo-name", "x" * 65, "--cpo-name must be 1-64"),
+    ],
+)
+def test_certificate_options_are_checked(flag: str, value: str, fragment: str) -> None:
+    args = ["--url", WS, *STATION, "--profile", "1", "--password", "x" * 20, flag, value]
+    one_line_error(sim(*args), fragment)
+    fleet = ["fleet", "--count", "2", "--url", WS, "--ocpp", "1.6", "--profile", "0", flag, value]
+    one_line_error(sim(*fleet), fragment)
+
+
+def test_profile_3_may_take_its_certificate_from_the_state_dir(tmp_path: Path) -> None:
+    # A state directory whose key does not match its chain: named, before anything connects.
+    (tmp_path / "charging-station.chain.pem").write_text("not PEM")
+    (tmp_path / "charging-station.key.pem").write_text("not PEM")
+    result = sim("--url", WSS, *STATION, "--profile", "3", "--state-dir", str(tmp_path))
+    one_line_error(result, f"--state-dir {tmp_path}", "charging-station.chain.pem")

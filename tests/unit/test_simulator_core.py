@@ -387,8 +387,14 @@ def test_handlers_are_known_actions_only(version: OcppVersion) -> None:
     handlers = station(version).handlers()
     assert set(handlers) <= schema_registry(version).known_actions()
     common = {"Reset", "TriggerMessage", "ClearCache", "DataTransfer"}
+    common |= {  # certificates (SIM-02/03)
+        "CertificateSigned",
+        "InstallCertificate",
+        "DeleteCertificate",
+        "GetInstalledCertificateIds",
+    }
     specific = (
-        {"GetConfiguration", "ChangeConfiguration"}
+        {"GetConfiguration", "ChangeConfiguration", "ExtendedTriggerMessage"}
         if version is V16
         else {
             "GetVariables",

@@ -16,7 +16,7 @@ from websockets.uri import parse_uri
 from chargewarden.cli.common import CliError, fail, run
 from chargewarden.logs import configure_logging
 from chargewarden.rpc.versions import OcppVersion
-from chargewarden.simulator.config import StationConfig
+from chargewarden.simulator.config import CSR_FAULTS, KEY_TYPES, StationConfig
 from chargewarden.simulator.connect import TlsMaterialError
 from chargewarden.simulator.fleet import fleet_configs, fleet_report, run_fleet
 from chargewarden.simulator.runner import StationRunner
@@ -78,11 +78,41 @@ ServerNameOption = Annotated[
         help="Name the CSMS certificate must carry (default: the URL's host)",
     ),
 ]
+StateDirOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--state-dir",
+        metavar="DIR",
+        help="Keep the station's keys, certificates and installed roots here across restarts "
+        "(sim fleet: one subdirectory per station)",
+    ),
+]
+CpoNameOption = Annotated[
+    str | None,
+    typer.Option("--cpo-name", help="CpoName / OrganizationName: the O of the station's CSRs"),
+]
+HashAlgorithmOption = Annotated[
+    str,
+    typer.Option(
+        "--hash-algorithm", help="GetInstalledCertificateIds hash: SHA256, SHA384 or SHA512"
+    ),
+]
+CsrFaultOption = Annotated[
+    str | None,
+    typer.Option(
+        "--csr-fault", help=f"Send a defective CSR (testing a CSMS): {', '.join(CSR_FAULTS)}"
+    ),
+]
+KeyTypeOption = Annotated[
+    str,
+    typer.Option("--key-type", help=f"Key pair generated for a CSR: {', '.join(KEY_TYPES)}"),
+]
 IDENTITY_PLACEHOLDER = "{identity}"
 _FLAG_OF_FIELD = {
     "csms_root_pem": "--csms-root",
     "client_cert_pem": "--cert",
     "client_key_pem": "--key",
+    "state_dir": "--state-dir",
 }
 
 
@@ -122,6 +152,28 @@ def _secrets(
     return {"password": password}
 
 
+def _certificate_options(
+    cpo_name: str | None, hash_algorithm: str, csr_fault: str | None, key_type: str
+) -> dict[str, Any]:
+    """StationConfig fields of the certificate flags, checked (SIM-02/03)."""
+    if hash_algorithm.upper() not in ("SHA256", "SHA384", "SHA512"):
+        fail("--hash-algorithm must be SHA256, SHA384 or SHA512")
+    if csr_fault is not None and csr_fault not in CSR_FAULTS:
+        fail(f"--csr-fault must be one of {', '.join(CSR_FAULTS)}")
+    if key_type not in KEY_TYPES:
+        fail(f"--key-type must be one of {', '.join(KEY_TYPES)}")
+    fields: dict[str, Any] = {
+        "hash_algorithm": hash_algorithm.upper(),
+        "csr_fault": csr_fault,
+        "key_type": key_type,
+    }
+    if cpo_name is not None:
+        if not cpo_name.strip() or len(cpo_name) > 64 or not cpo_name.isprintable():
+            fail("--cpo-name must be 1-64 printable characters")
+        fields["cpo_name"] = cpo_name
+    return fields
+
+
 def _read(flag: str, path: Path) -> bytes:
     try:
         data = path.read_bytes()
@@ -143,6 +195,7 @@ class _Tls:
         cert: Path | None,
         key: Path | None,
         server_name: str | None,
+        state_dir: Path | None = None,
     ) -> None:
         secure = url[:6].lower() == "wss://"
         if profile >= 2 and not secure:
@@ -162,15 +215,21 @@ class _Tls:
             fail(f"{', '.join(given)}: only for a wss:// URL (TLS)")
         if (cert is None) != (key is None):
             fail("--cert and --key go together")
-        if profile == 3 and cert is None:
+        if profile == 3 and cert is None and state_dir is None:
             fail(
-                "profile 3 authenticates with a client certificate: give --cert FILE and --key FILE"
+                "profile 3 authenticates with a client certificate: give --cert FILE and "
+                "--key FILE (or a --state-dir holding one)"
             )
         if profile != 3 and cert is not None:
             fail("--cert and --key are for profile 3 (profiles 1 and 2 use Basic auth)")
         if server_name is not None and not server_name.strip():
             fail("--tls-server-name must not be empty")
-        self.paths = {"--csms-root": csms_root, "--cert": cert, "--key": key}
+        self.paths = {
+            "--csms-root": csms_root,
+            "--cert": cert,
+            "--key": key,
+            "--state-dir": state_dir,
+        }
         self.root = _read("--csms-root", csms_root) if csms_root is not None else None
         self.cert, self.key = cert, key
         self.server_name = server_name
@@ -270,6 +329,11 @@ def sim(
     cert: CertOption = None,
     key: KeyOption = None,
     tls_server_name: ServerNameOption = None,
+    state_dir: StateDirOption = None,
+    cpo_name: CpoNameOption = None,
+    hash_algorithm: HashAlgorithmOption = "SHA256",
+    csr_fault: CsrFaultOption = None,
+    key_type: KeyTypeOption = "ec-p256",
 ) -> None:
     """Run one simulated station until Ctrl-C (or --duration); `sim fleet` runs many."""
     if ctx.invoked_subcommand is not None:
@@ -278,7 +342,8 @@ def sim(
         fail("sim needs --url and --identity (or use: chargewarden sim fleet --help)")
     _check_url(url)
     version = _version(ocpp)
-    tls = _Tls(url, profile, csms_root, cert, key, tls_server_name)
+    tls = _Tls(url, profile, csms_root, cert, key, tls_server_name, state_dir)
+    certificates = _certificate_options(cpo_name, hash_algorithm, csr_fault, key_type)
     configure_logging("WARNING")
     config = StationConfig(
         identity=identity,
@@ -289,6 +354,8 @@ def sim(
         heartbeat_interval=heartbeat,
         **_secrets(version, profile, auth_key, password),  # type: ignore[arg-type]
         **tls.fields(identity),
+        **certificates,
+        state_dir=state_dir,
     )
     raise typer.Exit(run(_run_one(config, duration, tls)))
 
@@ -358,13 +425,19 @@ def fleet(
         ),
     ] = None,
     tls_server_name: ServerNameOption = None,
+    state_dir: StateDirOption = None,
+    cpo_name: CpoNameOption = None,
+    hash_algorithm: HashAlgorithmOption = "SHA256",
+    csr_fault: CsrFaultOption = None,
+    key_type: KeyTypeOption = "ec-p256",
 ) -> None:
     """Run COUNT stations in one process (all sharing the given secret), with progress."""
     if url is None:
         fail("sim fleet needs --url")
     _check_url(url)
     version = _version(ocpp)
-    tls = _Tls(url, profile, csms_root, cert, key, tls_server_name)
+    tls = _Tls(url, profile, csms_root, cert, key, tls_server_name, state_dir)
+    certificates = _certificate_options(cpo_name, hash_algorithm, csr_fault, key_type)
     if cert is not None and not tls.per_station and count > 1:
         typer.echo(
             f"warning: all {count} stations present the same certificate; a CSMS that binds "
@@ -386,5 +459,7 @@ def fleet(
         client_chain_for=tls.chain_callback(),
         csms_root_pem=tls.root,
         tls_server_hostname=tls.server_name,
+        state_root=state_dir,
+        **certificates,
     )
     raise typer.Exit(run(_run_many(configs, duration, concurrency, tls)))

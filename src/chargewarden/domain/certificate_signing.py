@@ -296,7 +296,9 @@ class CertificateSigning:
         ):
             if older.issuer_ca != current.issuer_ca or older.id == current.id:
                 continue
-            if older.not_before >= current.not_before:
+            # Issued later (ids grow with issuance; two issued in the same second share a
+            # notBefore) means not superseded by the one in use.
+            if (older.not_before, older.id or 0) >= (current.not_before, current.id):
                 continue
             retired.append(
                 await self._store.certificates.revoke(

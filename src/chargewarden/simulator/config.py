@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from pathlib import Path
 from urllib.parse import quote
 
+from chargewarden.pki.hashdata import HashAlgorithm
 from chargewarden.rpc.versions import OcppVersion
 from chargewarden.security.basic_auth import basic_authorization_header
 
@@ -20,11 +22,30 @@ _MAX_VENDOR = 20
 _MAX_MODEL = 20
 _MAX_SERIAL = 25
 _MAX_FIRMWARE = 50
+# X.509 upper bounds (RFC 5280 ub-common-name, ub-organization-name): the serial number is the
+# CN and the CPO name the O of the station's CSR.
+_MAX_NAME = 64
+
+# Key pairs the station can generate for a CSR (SIM-02).
+KEY_TYPES = ("ec-p256", "rsa-2048")
+# Deliberately defective CSRs, for testing a CSMS: RSA 1024 key, CN other than the serial
+# number, O other than the CPO name, signature that does not verify, BasicConstraints ca=True.
+CSR_FAULTS = ("weak-key", "wrong-cn", "wrong-o", "bad-signature", "ca-request")
 
 # Fields whose values must never appear in a repr, log line or exception message.
 _SECRET_FIELDS = frozenset({"auth_key", "password", "client_key_pem"})
 # Public but bulky (PEM certificates): the repr shows their size, not kilobytes of base64.
 _PEM_FIELDS = frozenset({"csms_root_pem", "client_cert_pem"})
+
+
+class TlsMaterialError(ValueError):
+    """TLS material in a StationConfig (or in its state directory) that cannot be used;
+    `field` names the config field."""
+
+    def __init__(self, field: str, problem: str) -> None:
+        super().__init__(f"{field}: {problem}")
+        self.field = field
+        self.problem = problem
 
 
 @dataclass(frozen=True, repr=False)
@@ -56,7 +77,9 @@ class StationConfig:
     # URL used once the security profile is 2 or 3 (after an upgrade the station moves to wss).
     tls_url: str | None = None
     connector_count: int = 1
-    cpo_name: str = ""
+    # CpoName (1.6) / SecurityCtrlr.OrganizationName (2.0.1): O of the station's CSRs, and what
+    # a signed certificate's O must be. The CSMS may change it over OCPP.
+    cpo_name: str = "ChargeWarden CPO"
     # Retry interval when the CSMS answers a boot with interval 0; None → 30 s.
     boot_retry_interval: float | None = None
     reconnect_backoff_initial: float = 1.0
@@ -78,6 +101,18 @@ class StationConfig:
     # SNI and host-name check name; None → the host of the URL (e.g. connect to an address,
     # verify the CSMS certificate for its DNS name).
     tls_server_hostname: str | None = None
+    # Certificates managed over OCPP (SIM-02/03). Key pair generated for each CSR.
+    key_type: str = "ec-p256"
+    # certificateHashData algorithm of GetInstalledCertificateIds (DeleteCertificate matches in
+    # whatever algorithm the CSMS uses).
+    hash_algorithm: HashAlgorithm = HashAlgorithm.SHA256
+    # Installed root certificates allowed per type (CertificateStoreMaxLength).
+    root_store_limit: int = 10
+    # Test hook: send a deliberately defective CSR (one of CSR_FAULTS); None → a correct one.
+    csr_fault: str | None = None
+    # Directory the station keeps its keys, certificates and installed roots in across restarts
+    # (None: in memory only, each start is the factory state).
+    state_dir: Path | None = None
 
     def __post_init__(self) -> None:
         # Accept "1.6" / "ocpp2.0.1" from a CLI or a TOML file as well as the enum.
@@ -87,6 +122,14 @@ class StationConfig:
             object.__setattr__(self, "offered_subprotocols", tuple(self.offered_subprotocols))
         if not self.serial_number:
             object.__setattr__(self, "serial_number", self.identity)
+        if not isinstance(self.hash_algorithm, HashAlgorithm):
+            try:
+                algorithm = HashAlgorithm(str(self.hash_algorithm).upper())
+            except ValueError:
+                raise ValueError("hash_algorithm must be SHA256, SHA384 or SHA512") from None
+            object.__setattr__(self, "hash_algorithm", algorithm)
+        if self.state_dir is not None and not isinstance(self.state_dir, Path):
+            object.__setattr__(self, "state_dir", Path(self.state_dir))
         if not self.identity:
             raise ValueError("identity must not be empty")
         if self.security_profile not in (0, 1, 2, 3):
@@ -106,6 +149,15 @@ class StationConfig:
             raise ValueError("client_cert_pem and client_key_pem go together")
         if self.tls_server_hostname is not None and not self.tls_server_hostname:
             raise ValueError("tls_server_hostname must not be empty (None: the URL's host)")
+        if self.key_type not in KEY_TYPES:
+            raise ValueError(f"key_type must be one of {', '.join(KEY_TYPES)}")
+        if self.csr_fault is not None and self.csr_fault not in CSR_FAULTS:
+            raise ValueError(f"csr_fault must be None or one of {', '.join(CSR_FAULTS)}")
+        if self.root_store_limit < 1:
+            raise ValueError("root_store_limit must be at least 1")
+        for name, value in (("serial_number", self.serial_number), ("cpo_name", self.cpo_name)):
+            if len(value) > _MAX_NAME or not value.isprintable():
+                raise ValueError(f"{name} must be at most {_MAX_NAME} printable characters")
         for name, value, limit in (
             ("vendor", self.vendor, _MAX_VENDOR),
             ("model", self.model, _MAX_MODEL),

@@ -25,8 +25,22 @@ from websockets.typing import Subprotocol
 
 from chargewarden.logs import wire_logger
 from chargewarden.rpc.versions import OcppVersion
-from chargewarden.simulator.config import StationConfig
+from chargewarden.simulator.certificates import TlsMaterial
+from chargewarden.simulator.config import StationConfig, TlsMaterialError
 from chargewarden.simulator.core import StationCore
+
+__all__ = [
+    "STATION_TLS12_CIPHERS",
+    "ConnectOutcome",
+    "TlsFailure",
+    "TlsMaterialError",
+    "classify_tls_failure",
+    "core_ssl_context",
+    "open_connection",
+    "station_ssl_context",
+    "station_tls_context",
+    "tls_context_from",
+]
 
 _wire_logger = wire_logger("chargewarden.simulator.websockets")
 
@@ -59,15 +73,6 @@ STATION_TLS12_CIPHERS = ":".join(
         "AES256-GCM-SHA384",
     )
 )
-
-
-class TlsMaterialError(ValueError):
-    """TLS material in a StationConfig that cannot be used; `field` names the config field."""
-
-    def __init__(self, field: str, problem: str) -> None:
-        super().__init__(f"{field}: {problem}")
-        self.field = field
-        self.problem = problem
 
 
 class TlsFailure(StrEnum):
@@ -104,19 +109,38 @@ def classify_tls_failure(exc: ssl.SSLError) -> TlsFailure | None:
 
 
 def station_ssl_context(config: StationConfig) -> ssl.SSLContext | None:
-    """The TLS context of a station with this configuration; None if it never uses wss.
+    """The TLS context of a station with this configuration as provisioned; None if it never
+    uses wss. (A running station builds its context from what it holds now: `core_ssl_context`.)
+    """
+    if not config.uses_tls:
+        return None
+    return tls_context_from(
+        TlsMaterial(config.csms_root_pem, config.client_cert_pem, config.client_key_pem)
+    )
 
-    TLS 1.2 or newer only (A00.FR.312/416), the server chain verified against `csms_root_pem`
-    (or the system store when it is None) and the host name checked (A00.FR.307/308/411/412;
-    the commonName is still accepted when the certificate has no subjectAltName, since OCPP
-    puts the FQDN in CN), no compression (A00.FR.320/424), the suites of
-    STATION_TLS12_CIPHERS, and for profile 3 the station's certificate chain and key.
+
+def core_ssl_context(core: StationCore) -> ssl.SSLContext | None:
+    """The TLS context of a station as it is now: its current client certificate and key (a
+    CertificateSigned one, or one from its state directory, or the provisioned one) and every
+    installed CSMS root. None if it never uses wss."""
+    if not core.config.uses_tls:
+        return None
+    return tls_context_from(core.certificates.tls_material())
+
+
+def tls_context_from(material: TlsMaterial) -> ssl.SSLContext:
+    """The station's TLS context for this material.
+
+    TLS 1.2 or newer only (A00.FR.312/416), the server chain verified against the CSMS roots
+    (the system store when `csms_roots_pem` is None; nothing at all when it is empty) and the
+    host name checked (A00.FR.307/308/411/412; the commonName is still accepted when the
+    certificate has no subjectAltName, since OCPP puts the FQDN in CN), no compression
+    (A00.FR.320/424), the suites of STATION_TLS12_CIPHERS, and the station's certificate chain
+    and key when it has them (profile 3).
 
     Bad material raises TlsMaterialError at once, so a misconfigured station fails when it is
     set up instead of retrying a doomed handshake forever.
     """
-    if not config.uses_tls:
-        return None
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # CERT_REQUIRED + check_hostname
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     context.check_hostname = True
@@ -124,16 +148,17 @@ def station_ssl_context(config: StationConfig) -> ssl.SSLContext | None:
     context.hostname_checks_common_name = True
     context.options |= ssl.OP_NO_COMPRESSION | ssl.OP_NO_RENEGOTIATION
     context.set_ciphers(STATION_TLS12_CIPHERS)
-    if config.csms_root_pem is None:
+    roots = material.csms_roots_pem
+    if roots is None:
         context.load_default_certs(ssl.Purpose.SERVER_AUTH)
-    else:
-        _check_certificates("csms_root_pem", config.csms_root_pem)
+    elif roots:
+        _check_certificates("csms_root_pem", roots)
         try:
-            context.load_verify_locations(cadata=config.csms_root_pem.decode("ascii"))
+            context.load_verify_locations(cadata=roots.decode("ascii"))
         except (ssl.SSLError, UnicodeDecodeError) as exc:
             raise TlsMaterialError("csms_root_pem", f"cannot be loaded ({exc})") from None
-    if config.client_cert_pem is not None and config.client_key_pem is not None:
-        _load_client_chain(context, config.client_cert_pem, config.client_key_pem)
+    if material.client_cert_pem is not None and material.client_key_pem is not None:
+        _load_client_chain(context, material.client_cert_pem, material.client_key_pem)
     return context
 
 
@@ -258,7 +283,7 @@ async def open_connection(
     no subprotocol, TLS or network failure) come back as an outcome, never as an exception.
 
     `ssl_context` is used for wss as given (clamped to TLS >= 1.2); None → the context
-    `station_ssl_context` builds from the configuration.
+    `core_ssl_context` builds from what the station holds now.
     """
     cfg = core.config
     url = core.connection_url()
@@ -273,7 +298,7 @@ async def open_connection(
         headers["Authorization"] = header
     options: dict[str, Any] = {}
     if secure:
-        context = ssl_context if ssl_context is not None else station_ssl_context(cfg)
+        context = ssl_context if ssl_context is not None else core_ssl_context(core)
         options["ssl"] = station_tls_context(context)
         if cfg.tls_server_hostname is not None:
             options["server_hostname"] = cfg.tls_server_hostname

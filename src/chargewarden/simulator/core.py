@@ -5,7 +5,8 @@ Whitepaper ed.3) and OCPP 2.0.1; it never touches a socket or sleeps, and reads 
 injected clock. The runner feeds it CSMS calls (through `handlers()`) and responses, and drains
 what it wants sent (`take_outgoing()`) and whether it wants a new connection
 (`reconnect_requested`). Version-specific configuration handling lives in `settings16` /
-`settings201`; this module holds what both versions share.
+`settings201`, keys and certificates in `certificates` (OCPP side: `certhandlers`), message
+payloads in `messages`; this module holds what both versions share.
 """
 
 from __future__ import annotations
@@ -20,6 +21,9 @@ from typing import Any, NamedTuple
 from chargewarden.rpc.versions import OcppVersion
 from chargewarden.security.credentials import AUTH_KEY_MAX_BYTES, AUTH_KEY_MIN_BYTES
 from chargewarden.security.events import classify
+from chargewarden.simulator import messages
+from chargewarden.simulator.certhandlers import CertificateHandlers
+from chargewarden.simulator.certificates import StationCertificates
 from chargewarden.simulator.config import StationConfig, basic_auth_header
 from chargewarden.simulator.settings16 import Settings16
 from chargewarden.simulator.settings201 import Settings201
@@ -79,21 +83,23 @@ class StationCore:
         self.version = config.ocpp_version
         self._clock = clock
         self.security_profile = config.security_profile
-        self.cpo_name = config.cpo_name
+        # Keys, certificates and installed roots (SIM-02/03); may come from config.state_dir.
+        self.certificates = StationCertificates(config)
         self._auth_key = config.auth_key
         self._key_hex_text: str | None = None  # exact text of a CSMS-set key, for hex interop
         self._password = config.password
-        # Inferred unless set: a profile-2/3 station or one given a CSMS root trusts the CSMS;
-        # a profile-3 station or one given a client certificate has its certificate.
+        # Inferred unless set: a profile-2/3 station or one holding a CSMS root trusts the CSMS;
+        # a profile-3 station or one holding a client certificate has its certificate. Both
+        # become true when the CSMS installs a root / a signed certificate.
         self.csms_root_installed = (
             config.csms_root_installed
             if config.csms_root_installed is not None
-            else config.security_profile >= 2 or config.csms_root_pem is not None
+            else config.security_profile >= 2 or self.certificates.has_csms_root()
         )
         self.station_certificate_installed = (
             config.station_certificate_installed
             if config.station_certificate_installed is not None
-            else config.security_profile == 3 or config.client_cert_pem is not None
+            else config.security_profile == 3 or self.certificates.client_certificate is not None
         )
         self.registration: RegistrationStatus | None = None
         self.heartbeat_setting = DEFAULT_HEARTBEAT_INTERVAL  # what HeartbeatInterval reads back
@@ -109,11 +115,21 @@ class StationCore:
         self.settings: Settings16 | Settings201 = (
             Settings16(self) if self.version is OcppVersion.V16 else Settings201(self)
         )
+        self.certificate_handlers = CertificateHandlers(self)
 
     # ---- what the runner reads -------------------------------------------------------------
 
     def now(self) -> datetime:
         return self._clock()
+
+    @property
+    def cpo_name(self) -> str:
+        """CpoName (1.6) / SecurityCtrlr.OrganizationName (2.0.1): the O of the station's CSRs."""
+        return self.certificates.cpo_name
+
+    @cpo_name.setter
+    def cpo_name(self, value: str) -> None:
+        self.certificates.cpo_name = value
 
     @property
     def heartbeat_interval(self) -> float:
@@ -145,7 +161,7 @@ class StationCore:
         return self.config.connection_url(self.security_profile)
 
     def handlers(self) -> dict[str, Handler]:
-        return self.settings.handlers()
+        return {**self.settings.handlers(), **self.certificate_handlers.handlers()}
 
     # ---- connection lifecycle ----------------------------------------------------------------
 
@@ -180,25 +196,7 @@ class StationCore:
     # ---- requests the station sends ----------------------------------------------------------
 
     def boot_request(self) -> tuple[str, Payload]:
-        cfg = self.config
-        serial = cfg.boot_serial_number()
-        if self.version is OcppVersion.V16:
-            payload: Payload = {
-                "chargePointVendor": cfg.vendor,
-                "chargePointModel": cfg.model,
-                "firmwareVersion": cfg.firmware_version,
-            }
-            if serial is not None:
-                payload["chargePointSerialNumber"] = serial
-            return "BootNotification", payload
-        station: Payload = {
-            "model": cfg.model,
-            "vendorName": cfg.vendor,
-            "firmwareVersion": cfg.firmware_version,
-        }
-        if serial is not None:
-            station["serialNumber"] = serial
-        return "BootNotification", {"reason": self._boot_reason, "chargingStation": station}
+        return messages.boot_notification(self.config, self._boot_reason)
 
     def on_boot_response(self, payload: Payload, now: datetime) -> RegistrationStatus:
         status = RegistrationStatus(payload["status"])
@@ -220,12 +218,17 @@ class StationCore:
             self.retry_interval = float(interval) if interval > 0 else default_retry
         return status
 
-    def on_response(self, action: str, response: Payload, now: datetime) -> None:
-        """Response to a queued call (triggered boots change the registration too)."""
+    def on_response(
+        self, action: str, response: Payload, now: datetime, request: Payload | None = None
+    ) -> None:
+        """Response to a queued call (triggered boots change the registration too); `request`
+        is the call it answers."""
         if action == "BootNotification":
             self.on_boot_response(response, now)
         elif action == "Heartbeat":
             self.last_csms_time = response.get("currentTime")
+        elif action == "SignCertificate":
+            self.certificate_handlers.on_sign_response(request or {}, response, now)
 
     def heartbeat_request(self) -> tuple[str, Payload]:
         return "Heartbeat", {}
@@ -233,30 +236,7 @@ class StationCore:
     def status_notification_requests(
         self, now: datetime, connector: int | None = None
     ) -> list[tuple[str, Payload]]:
-        """An "Available" StatusNotification per connector (1.6) / per EVSE's connector 1 (2.0.1);
-        `connector` (1.6 connectorId, 2.0.1 evseId) narrows it to one."""
-        ids = [connector] if connector is not None else range(1, self.config.connector_count + 1)
-        stamp = ocpp_timestamp(now)
-        if self.version is OcppVersion.V16:
-            return [
-                (
-                    "StatusNotification",
-                    {
-                        "connectorId": i,
-                        "errorCode": "NoError",
-                        "status": "Available",
-                        "timestamp": stamp,
-                    },
-                )
-                for i in ids
-            ]
-        return [
-            (
-                "StatusNotification",
-                {"timestamp": stamp, "connectorStatus": "Available", "evseId": i, "connectorId": 1},
-            )
-            for i in ids
-        ]
+        return messages.status_notifications(self.config, now, connector)
 
     def security_event_request(
         self, event_type: str, now: datetime, tech_info: str | None = None

@@ -8,6 +8,7 @@ import ssl
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from chargewarden.simulator.config import StationConfig
@@ -132,8 +133,8 @@ class _SharedContexts:
         self._contexts: dict[tuple[bytes | None, ...], ssl.SSLContext | None] = {}
 
     def get(self, config: StationConfig) -> ssl.SSLContext | None:
-        if not config.uses_tls:
-            return None
+        if not config.uses_tls or config.state_dir is not None:
+            return None  # a station with a state directory builds its own from what it holds
         key = (config.csms_root_pem, config.client_cert_pem, config.client_key_pem)
         if key not in self._contexts:
             try:
@@ -161,13 +162,15 @@ def fleet_configs(
     auth_key_for: Callable[[str], bytes] | None = None,
     password_for: Callable[[str], str] | None = None,
     client_chain_for: Callable[[str], tuple[bytes, bytes]] | None = None,
+    state_root: Path | None = None,
     **params: Any,
 ) -> list[StationConfig]:
     """`count` configs with identities f"{prefix}{i:05d}" from `start`; `params` are the other
     StationConfig fields (ocpp_version, url, security_profile, ...). Per-station secrets come
     from `auth_key_for` / `password_for`, since a fleet sharing one password is unrealistic
     (whitepaper A01.FR.06), and per-station profile-3 certificates from `client_chain_for`
-    (identity → (certificate chain PEM, key PEM); a CSMS binds a certificate to one station)."""
+    (identity → (certificate chain PEM, key PEM); a CSMS binds a certificate to one station).
+    `state_root`: each station keeps its keys and certificates in `state_root / identity`."""
     configs: list[StationConfig] = []
     for i in range(start, start + count):
         identity = f"{prefix}{i:05d}"
@@ -178,5 +181,7 @@ def fleet_configs(
             extra["password"] = password_for(identity)
         if client_chain_for is not None:
             extra["client_cert_pem"], extra["client_key_pem"] = client_chain_for(identity)
+        if state_root is not None:
+            extra["state_dir"] = Path(state_root) / identity
         configs.append(StationConfig(identity=identity, **params, **extra))
     return configs

@@ -28,8 +28,8 @@ from chargewarden.rpc.session import (
     ConnectionGone,
     InvalidResponse,
 )
-from chargewarden.simulator.config import StationConfig
-from chargewarden.simulator.connect import ConnectOutcome, open_connection, station_ssl_context
+from chargewarden.simulator.config import StationConfig, TlsMaterialError
+from chargewarden.simulator.connect import ConnectOutcome, core_ssl_context, open_connection
 from chargewarden.simulator.core import Clock, Payload, RegistrationStatus, StationCore
 from chargewarden.simulator.values import utc_now
 
@@ -91,15 +91,15 @@ class StationRunner:
         self.config = config
         self.core = StationCore(config, clock)
         self.state = RunnerState()
-        # An explicit context wins (clamped to TLS >= 1.2); otherwise the station builds its own
-        # from the config (`station_ssl_context`): now if the config carries TLS material, so
-        # that bad material fails here and not in a retry loop, else on the first wss connect
-        # (a ws-only fleet of thousands should not load the system CA bundle for each station).
+        # An explicit context wins (clamped to TLS >= 1.2) until the station's certificates or
+        # CSMS roots change; otherwise the station builds its own from what it holds
+        # (`core_ssl_context`): now if it holds TLS material, so that bad material fails here
+        # and not in a retry loop, else on the first wss connect (a ws-only fleet of thousands
+        # should not load the system CA bundle for each station).
         self._ssl_context = ssl_context
-        if ssl_context is None and (
-            config.csms_root_pem is not None or config.client_cert_pem is not None
-        ):
-            self._ssl_context = station_ssl_context(config)
+        self._context_generation = self.core.certificates.generation
+        if ssl_context is None and self.core.certificates.has_tls_material():
+            self._ssl_context = core_ssl_context(self.core)
         self._connect_timeout = connect_timeout
         self._call_timeout = call_timeout
         self._clock = clock
@@ -123,11 +123,28 @@ class StationRunner:
         return outcome
 
     async def _handshake(self) -> tuple[ConnectOutcome, ClientConnection | None]:
-        if self._ssl_context is None and self.core.connection_url()[:6].lower() == "wss://":
-            self._ssl_context = station_ssl_context(self.config)
+        if self.core.connection_url()[:6].lower() == "wss://":
+            self._refresh_ssl_context()
         return await open_connection(
             self.core, ssl_context=self._ssl_context, connect_timeout=self._connect_timeout
         )
+
+    def _refresh_ssl_context(self) -> None:
+        """Build the context on first use, and again after a CertificateSigned or a change of
+        the CSMS roots, so the next handshake presents the new certificate and trusts the new
+        roots."""
+        generation = self.core.certificates.generation
+        if self._ssl_context is not None and generation == self._context_generation:
+            return
+        try:
+            self._ssl_context = core_ssl_context(self.core)
+        except TlsMaterialError as exc:
+            if self._ssl_context is None:
+                raise
+            logger.warning(
+                "%s: new TLS material unusable, keeping the old: %s", self.config.identity, exc
+            )
+        self._context_generation = generation
 
     async def _open(self) -> tuple[ConnectOutcome, ClientConnection | None]:
         if self._limiter is None:
@@ -284,7 +301,7 @@ class StationRunner:
 
     async def _call_and_apply(self, action: str, payload: Payload) -> None:
         response = await self._call(action, payload)
-        self.core.on_response(action, response, self._clock())
+        self.core.on_response(action, response, self._clock(), payload)
         if action == "BootNotification":
             self._sync_boot_state()
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from chargewarden.simulator.certhandlers import CSR_TRIGGERS_201
 from chargewarden.simulator.settings16 import ConfigKey, as_handler
-from chargewarden.simulator.values import parse_non_negative_int
+from chargewarden.simulator.values import is_valid_cpo_name, parse_non_negative_int
 
 if TYPE_CHECKING:
     from chargewarden.simulator.core import Handler, Payload, StationCore
@@ -25,8 +26,12 @@ class Settings201:
             ),
             # Write-only: GetVariables answers Rejected and never the value (A01.FR.12).
             ("SecurityCtrlr", "BasicAuthPassword"): ConfigKey(None, core.change_password),
+            # O of the station's CSRs (A02.FR.03/13).
             ("SecurityCtrlr", "OrganizationName"): ConfigKey(
                 lambda: core.cpo_name, self._set_organization
+            ),
+            ("SecurityCtrlr", "CertificateEntries"): ConfigKey(
+                lambda: str(len(core.certificates.installed())), None
             ),
             ("SecurityCtrlr", "Identity"): ConfigKey(lambda: core.config.identity, None),
             ("OCPPCommCtrlr", "HeartbeatInterval"): ConfigKey(
@@ -50,6 +55,8 @@ class Settings201:
         return set_value
 
     def _set_organization(self, text: str) -> bool:
+        if not is_valid_cpo_name(text):
+            return False
         self._core.cpo_name = text
         return True
 
@@ -147,6 +154,8 @@ class Settings201:
             target = None if evse is None else evse["id"]
             for action, request in core.status_notification_requests(core.now(), target):
                 core.queue_triggered(action, request)
+        elif requested in CSR_TRIGGERS_201:
+            core.certificate_handlers.request_csr(CSR_TRIGGERS_201[requested])
         else:
             return {"status": "NotImplemented"}  # F06.FR.08
         return {"status": "Accepted"}

@@ -51,3 +51,9 @@ def is_valid_password(password: str) -> bool:
     return PASSWORD_MIN_CHARS <= len(password) <= PASSWORD_MAX_CHARS and all(
         c in PASSWORD_ALPHABET for c in password
     )
+
+
+def is_valid_cpo_name(text: str) -> bool:
+    """CpoName / OrganizationName goes into the O of the station's CSRs: at most 64 printable
+    characters (X.509 ub-organization-name); empty leaves O out."""
+    return len(text) <= 64 and text.isprintable()
