@@ -10,10 +10,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from chargewarden.app import RunningCsms, start_csms
 from chargewarden.config import Settings
+from chargewarden.demo_certificates import run_certificate_phase
 from chargewarden.demo_tls import ClientIdentity, foreign_identity, issue_for_station, tls_config
 from chargewarden.domain.station_calls import utc_now
 from chargewarden.rpc.versions import OcppVersion
@@ -41,6 +42,8 @@ class DemoStation:
     profile: int
     send_key_as_hex: bool = False
     note: str = ""
+    # Simulator fault for the certificate phase (see simulator.config.CSR_FAULTS).
+    csr_fault: str | None = None
 
 
 @dataclass(frozen=True)
@@ -69,7 +72,17 @@ TLS_STATIONS = (
     DemoStation("DEMO-201-P2", OcppVersion.V201, 2, note="TLS + BasicAuthPassword"),
     DemoStation("DEMO-16-P3", OcppVersion.V16, 3, note="mutual TLS"),
     DemoStation("DEMO-201-P3", OcppVersion.V201, 3, note="mutual TLS"),
+    DemoStation(
+        "DEMO-201-CSR",
+        OcppVersion.V201,
+        2,
+        note="TLS + BasicAuthPassword; its CSRs name the wrong CPO",
+        csr_fault="wrong-o",
+    ),
 )
+# Certificate phase: renewed over OCPP, and a station whose CSR must be refused.
+RENEWED_STATIONS = ("DEMO-16-P3", "DEMO-201-P3")
+DEFECTIVE_CSR_STATIONS = ("DEMO-201-CSR",)
 IMPOSTORS = (
     Impostor("DEMO-16-P1", OcppVersion.V16, 1, "impostor: wrong AuthorizationKey", 401),
     Impostor("DEMO-201-P1", OcppVersion.V201, 1, "impostor: wrong password", 401),
@@ -217,7 +230,7 @@ async def _station_config(
             station.send_key_as_hex,
         )
     if station.profile == 2:
-        return tls_config(
+        config = tls_config(
             running,
             station.identity,
             station.version,
@@ -225,6 +238,7 @@ async def _station_config(
             auth_key=secret if isinstance(secret, bytes) else None,
             password=secret if isinstance(secret, str) else None,
         )
+        return replace(config, csr_fault=station.csr_fault)
     clients[station.identity] = await issue_for_station(running, station.identity)
     return tls_config(
         running, station.identity, station.version, 3, client=clients[station.identity]
@@ -324,11 +338,21 @@ async def run_demo(settings: Settings, progress: Callable[[str], None]) -> DemoR
                 row.as_expected = status == impostor.expected_status
             demo.rows.append(row)
 
+        if tls:
+            for identity, result, ok, why in await run_certificate_phase(
+                running, list(RENEWED_STATIONS), list(DEFECTIVE_CSR_STATIONS), progress
+            ):
+                station = next(s for s in stations if s.identity == identity)
+                row = DemoRow(identity, station.version, station.profile, "")
+                row.outcome, row.why, row.as_expected = result, why, ok
+                demo.rows.append(row)
+
         # Give the admitted stations a moment to deliver StartupOfTheDevice.
         await asyncio.sleep(0.5)
         for row in demo.rows:
             # Admitted rows: what the station reported; refused rows: what the CSMS recorded.
-            source = EventSource.STATION if row.outcome == "admitted" else EventSource.CSMS
+            refused = row.outcome.startswith("refused") or row.outcome == "CSR refused"
+            source = EventSource.CSMS if refused else EventSource.STATION
             row.events = await running.store.events.count(station=row.identity, source=source)
         return demo
     except BaseException:

@@ -111,6 +111,7 @@ def tls_config(
         auth_key=auth_key,
         password=password,
         csms_root_pem=csms_root_pem(running.settings),
+        cpo_name=running.settings.cpo_name,
         tls_server_hostname=running.settings.public_hostname,
         client_cert_pem=client.chain_pem if client else None,
         client_key_pem=client.key_pem if client else None,

@@ -321,4 +321,11 @@ def test_demo_once_admits_and_refuses_as_expected(tmp_path: Path):
     assert_ok(result)
     for fragment in ("admitted", "refused 401", "refused 404", "as expected"):
         assert fragment in result.stdout, result.stdout
+    # The certificate phase: a renewal per OCPP version and a refused CSR (issue 4's demo).
+    for fragment in ("DEMO-16-P3", "DEMO-201-P3"):
+        assert any(
+            line.startswith(fragment) and " renewed " in line
+            for line in result.stdout.splitlines()
+        ), result.stdout
+    assert "CSR refused" in result.stdout
     assert "NOT as expected" not in result.stdout
