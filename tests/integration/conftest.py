@@ -51,7 +51,12 @@ def csms_settings(tmp_path: Path) -> dict[str, Any]:
 
 @pytest.fixture
 async def csms(csms_settings: dict[str, Any]) -> AsyncIterator[RunningCsms]:
-    running = await start_csms(load_settings(None, **csms_settings), with_api=False)
+    # load_settings drops None flags (they mean "not given"), so wss_port=None has to be
+    # applied afterwards, or every test would create a CA and bind the default wss port.
+    settings = load_settings(None, **csms_settings)
+    if csms_settings.get("wss_port", 0) is None:
+        settings = settings.model_copy(update={"wss_port": None})
+    running = await start_csms(settings, with_api=False)
     try:
         yield running
     finally:

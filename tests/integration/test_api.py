@@ -58,8 +58,9 @@ class ScriptedStationLink:
     answer: dict[str, Any] | BaseException = field(default_factory=dict)
     calls: list[tuple[str, dict[str, Any], float | None]] = field(default_factory=list)
 
-    async def call(self, action: str, payload: dict[str, Any],
-                   timeout: float | None = None) -> dict[str, Any]:  # noqa: ASYNC109
+    async def call(
+        self, action: str, payload: dict[str, Any], timeout: float | None = None
+    ) -> dict[str, Any]:  # noqa: ASYNC109
         self.calls.append((action, payload, timeout))
         await asyncio.sleep(0)
         if isinstance(self.answer, BaseException):
@@ -70,11 +71,19 @@ class ScriptedStationLink:
         return None
 
 
-def link_for(identity: str, version: OcppVersion = OcppVersion.V16,
-             answer: dict[str, Any] | BaseException | None = None) -> ScriptedStationLink:
-    info = ConnectionInfo(identity=identity, ocpp_version=version, security_profile=1,
-                          connected_since=datetime.now(UTC), peer="192.0.2.10:50000",
-                          transport="ws")
+def link_for(
+    identity: str,
+    version: OcppVersion = OcppVersion.V16,
+    answer: dict[str, Any] | BaseException | None = None,
+) -> ScriptedStationLink:
+    info = ConnectionInfo(
+        identity=identity,
+        ocpp_version=version,
+        security_profile=1,
+        connected_since=datetime.now(UTC),
+        peer="192.0.2.10:50000",
+        transport="ws",
+    )
     return ScriptedStationLink(info=info, answer={} if answer is None else answer)
 
 
@@ -92,8 +101,11 @@ class Api:
         return {"Authorization": f"Bearer {self.tokens[role]}"}
 
 
-NAMES = {OperatorRole.VIEWER: "vera.viewer", OperatorRole.OPERATOR: "otto-operator",
-         OperatorRole.ADMIN: "ada@admins"}
+NAMES = {
+    OperatorRole.VIEWER: "vera.viewer",
+    OperatorRole.OPERATOR: "otto-operator",
+    OperatorRole.ADMIN: "ada@admins",
+}
 
 
 @pytest.fixture
@@ -128,8 +140,9 @@ async def add_station(api: Api, identity: str, version: str = "1.6", **extra: An
     if version == "2.0.1" and "generate_secret" not in extra:
         body["password"] = "correct-horse-battery-staple"
     body.update(extra)
-    response = await api.client.post("/api/stations", json=body,
-                                     headers=api.auth(OperatorRole.ADMIN))
+    response = await api.client.post(
+        "/api/stations", json=body, headers=api.auth(OperatorRole.ADMIN)
+    )
     assert response.status_code == 201, response.text
     return response.json()
 
@@ -148,8 +161,14 @@ async def test_openapi_document_is_served(api: Api) -> None:
     assert response.status_code == 200
     doc = response.json()
     assert doc["openapi"].startswith("3.")
-    for path in ("/healthz", "/api/stations", "/api/stations/{identity}", "/api/connections",
-                 "/api/security-events", "/api/stations/{identity}/call"):
+    for path in (
+        "/healthz",
+        "/api/stations",
+        "/api/stations/{identity}",
+        "/api/connections",
+        "/api/security-events",
+        "/api/stations/{identity}/call",
+    ):
         assert path in doc["paths"], path
     assert doc["components"]["securitySchemes"]["OperatorToken"]["scheme"].lower() == "bearer"
     create = doc["paths"]["/api/stations"]["post"]
@@ -161,7 +180,8 @@ async def test_openapi_document_is_served(api: Api) -> None:
     for name in ("StationOut", "StationCreated"):
         props = doc["components"]["schemas"][name]["properties"]
         assert not {"auth_key", "password", "credential_hash", "pending_credential_hash"} & set(
-            props)
+            props
+        )
     docs = await api.client.get("/api/docs")
     assert docs.status_code == 200 and "swagger" in docs.text.lower()
 
@@ -206,8 +226,12 @@ async def test_every_route_needs_a_valid_token(api: Api, caplog: pytest.LogCaptu
 
 
 async def test_roles_are_enforced(api: Api) -> None:
-    body = {"identity": "CP-ROLES", "ocpp_version": "1.6", "security_profile": 1,
-            "auth_key": KEY_16}
+    body = {
+        "identity": "CP-ROLES",
+        "ocpp_version": "1.6",
+        "security_profile": 1,
+        "auth_key": KEY_16,
+    }
     for role in (OperatorRole.VIEWER, OperatorRole.OPERATOR):
         response = await api.client.post("/api/stations", json=body, headers=api.auth(role))
         assert_problem(response, 403)
@@ -215,18 +239,24 @@ async def test_roles_are_enforced(api: Api) -> None:
 
     await add_station(api, "CP-ROLES")
     call = {"action": "Reset", "payload": {"type": "Soft"}}
-    response = await api.client.post("/api/stations/CP-ROLES/call", json=call,
-                                     headers=api.auth(OperatorRole.VIEWER))
+    response = await api.client.post(
+        "/api/stations/CP-ROLES/call", json=call, headers=api.auth(OperatorRole.VIEWER)
+    )
     assert_problem(response, 403)
     # operator and admin may call (the station is offline, so they get 409, not 403)
     for role in (OperatorRole.OPERATOR, OperatorRole.ADMIN):
-        response = await api.client.post("/api/stations/CP-ROLES/call", json=call,
-                                         headers=api.auth(role))
+        response = await api.client.post(
+            "/api/stations/CP-ROLES/call", json=call, headers=api.auth(role)
+        )
         assert_problem(response, 409)
     # every role reads
     for role in OperatorRole:
-        for path in ("/api/stations", "/api/stations/CP-ROLES", "/api/connections",
-                     "/api/security-events"):
+        for path in (
+            "/api/stations",
+            "/api/stations/CP-ROLES",
+            "/api/connections",
+            "/api/security-events",
+        ):
             response = await api.client.get(path, headers=api.auth(role))
             assert response.status_code == 200, (role, path, response.text)
 
@@ -242,8 +272,13 @@ def assert_no_secret_fields(station: dict[str, Any]) -> None:
 async def test_admin_registers_a_16_station_with_a_hex_key(api: Api) -> None:
     response = await api.client.post(
         "/api/stations",
-        json={"identity": "AL1000", "ocpp_version": "1.6", "security_profile": 1,
-              "auth_key": KEY_16, "strict_password": True},
+        json={
+            "identity": "AL1000",
+            "ocpp_version": "1.6",
+            "security_profile": 1,
+            "auth_key": KEY_16,
+            "strict_password": True,
+        },
         headers=api.auth(OperatorRole.ADMIN),
     )
     assert response.status_code == 201, response.text
@@ -276,8 +311,12 @@ async def test_admin_registers_a_16_station_with_a_hex_key(api: Api) -> None:
 async def test_generated_201_secret_is_shown_once(api: Api) -> None:
     response = await api.client.post(
         "/api/stations",
-        json={"identity": "CS-201", "ocpp_version": "2.0.1", "security_profile": 2,
-              "generate_secret": True},
+        json={
+            "identity": "CS-201",
+            "ocpp_version": "2.0.1",
+            "security_profile": 2,
+            "generate_secret": True,
+        },
         headers=api.auth(OperatorRole.ADMIN),
     )
     assert response.status_code == 201, response.text
@@ -293,9 +332,13 @@ async def test_generated_201_secret_is_shown_once(api: Api) -> None:
         assert got.status_code == 200
         assert secret not in got.text
         assert "generated_secret" not in got.text
-    [listed] = [s for s in (await api.client.get(
-        "/api/stations", headers=api.auth(OperatorRole.VIEWER))).json()
-        if s["identity"] == "CS-201"]
+    [listed] = [
+        s
+        for s in (
+            await api.client.get("/api/stations", headers=api.auth(OperatorRole.VIEWER))
+        ).json()
+        if s["identity"] == "CS-201"
+    ]
     assert listed["has_credential"] is True
     assert_no_secret_fields(listed)
 
@@ -310,8 +353,12 @@ async def test_duplicate_station_is_409(api: Api) -> None:
     await add_station(api, "DUP-1")
     response = await api.client.post(
         "/api/stations",
-        json={"identity": "DUP-1", "ocpp_version": "2.0.1", "security_profile": 1,
-              "generate_secret": True},
+        json={
+            "identity": "DUP-1",
+            "ocpp_version": "2.0.1",
+            "security_profile": 1,
+            "generate_secret": True,
+        },
         headers=api.auth(OperatorRole.ADMIN),
     )
     body = assert_problem(response, 409)
@@ -328,12 +375,17 @@ async def test_duplicate_station_is_409(api: Api) -> None:
         ("2.0.1", "password", "short-pw"),  # < 16 characters
     ],
 )
-async def test_bad_secret_is_422_without_echo(api: Api, version: str, secret_field: str,
-                                              bad_secret: str) -> None:
+async def test_bad_secret_is_422_without_echo(
+    api: Api, version: str, secret_field: str, bad_secret: str
+) -> None:
     response = await api.client.post(
         "/api/stations",
-        json={"identity": "BAD-KEY", "ocpp_version": version, "security_profile": 1,
-              secret_field: bad_secret},
+        json={
+            "identity": "BAD-KEY",
+            "ocpp_version": version,
+            "security_profile": 1,
+            secret_field: bad_secret,
+        },
         headers=api.auth(OperatorRole.ADMIN),
     )
     assert_problem(response, 422)
@@ -344,20 +396,29 @@ async def test_bad_secret_is_422_without_echo(api: Api, version: str, secret_fie
 async def test_request_validation_is_a_problem_without_values(api: Api) -> None:
     response = await api.client.post(
         "/api/stations",
-        json={"identity": "V1", "ocpp_version": "3.0", "security_profile": 9,
-              "auth_key": {"nested": SECRET_AUTH_KEY}},
+        json={
+            "identity": "V1",
+            "ocpp_version": "3.0",
+            "security_profile": 9,
+            "auth_key": {"nested": SECRET_AUTH_KEY},
+        },
         headers=api.auth(OperatorRole.ADMIN),
     )
     body = assert_problem(response, 422)
     assert "security_profile" in body["detail"] and "ocpp_version" in body["detail"]
     assert {tuple(e["loc"]) for e in body["errors"]} >= {
-        ("body", "security_profile"), ("body", "ocpp_version"), ("body", "auth_key")}
+        ("body", "security_profile"),
+        ("body", "ocpp_version"),
+        ("body", "auth_key"),
+    }
     assert SECRET_AUTH_KEY not in response.text
     assert all("input" not in e for e in body["errors"])
 
-    not_json = await api.client.post("/api/stations", content=b"{not json",
-                                     headers={**api.auth(OperatorRole.ADMIN),
-                                              "Content-Type": "application/json"})
+    not_json = await api.client.post(
+        "/api/stations",
+        content=b"{not json",
+        headers={**api.auth(OperatorRole.ADMIN), "Content-Type": "application/json"},
+    )
     assert_problem(not_json, 422)
 
 
@@ -375,8 +436,10 @@ async def test_unknown_station_route_and_method_are_problems(api: Api) -> None:
 async def test_oversized_body_is_413_problem(api: Api) -> None:
     headers = {**api.auth(OperatorRole.ADMIN), "Content-Type": "application/json"}
     declared = await api.client.post(
-        "/api/stations", content=b'{"identity": "' + b"x" * (MAX_BODY_SIZE + 10) + b'"}',
-        headers=headers)
+        "/api/stations",
+        content=b'{"identity": "' + b"x" * (MAX_BODY_SIZE + 10) + b'"}',
+        headers=headers,
+    )
     assert_problem(declared, 413)
 
     async def chunks() -> AsyncIterator[bytes]:  # no Content-Length: counted while read
@@ -423,69 +486,102 @@ async def test_security_events_paging_and_filters(api: Api) -> None:
     await add_station(api, "EV-2")
     base = datetime(2025, 1, 1, tzinfo=UTC)
     for i in range(7):
-        await api.store.events.add(SecurityEventRecord(
-            type="FirmwareUpdated" if i % 2 == 0 else "InvalidMessages",
-            source=EventSource.STATION, critical=i % 2 == 0, station_identity="EV-1",
-            occurred_at=base + timedelta(minutes=i), tech_info=f"event {i}",
-            ocpp_version=OcppVersion.V16))
+        await api.store.events.add(
+            SecurityEventRecord(
+                type="FirmwareUpdated" if i % 2 == 0 else "InvalidMessages",
+                source=EventSource.STATION,
+                critical=i % 2 == 0,
+                station_identity="EV-1",
+                occurred_at=base + timedelta(minutes=i),
+                tech_info=f"event {i}",
+                ocpp_version=OcppVersion.V16,
+            )
+        )
     for i in range(3):
-        await api.store.events.add(SecurityEventRecord(
-            type="InvalidChargePointCertificate", source=EventSource.CSMS, critical=True,
-            station_identity="EV-2", occurred_at=base + timedelta(hours=1, minutes=i),
-            peer_address="198.51.100.7"))
+        await api.store.events.add(
+            SecurityEventRecord(
+                type="InvalidChargePointCertificate",
+                source=EventSource.CSMS,
+                critical=True,
+                station_identity="EV-2",
+                occurred_at=base + timedelta(hours=1, minutes=i),
+                peer_address="198.51.100.7",
+            )
+        )
     headers = api.auth(OperatorRole.VIEWER)
 
     everything = (await api.client.get("/api/security-events", headers=headers)).json()
     assert everything["total"] == 10 and len(everything["items"]) == 10
     assert everything["limit"] == 100 and everything["offset"] == 0
 
-    page1 = (await api.client.get("/api/security-events", params={"limit": 4},
-                                  headers=headers)).json()
-    page2 = (await api.client.get("/api/security-events", params={"limit": 4, "offset": 4},
-                                  headers=headers)).json()
-    page3 = (await api.client.get("/api/security-events", params={"limit": 4, "offset": 8},
-                                  headers=headers)).json()
+    page1 = (
+        await api.client.get("/api/security-events", params={"limit": 4}, headers=headers)
+    ).json()
+    page2 = (
+        await api.client.get(
+            "/api/security-events", params={"limit": 4, "offset": 4}, headers=headers
+        )
+    ).json()
+    page3 = (
+        await api.client.get(
+            "/api/security-events", params={"limit": 4, "offset": 8}, headers=headers
+        )
+    ).json()
     assert [len(p["items"]) for p in (page1, page2, page3)] == [4, 4, 2]
     assert all(p["total"] == 10 for p in (page1, page2, page3))
     ids = [e["id"] for p in (page1, page2, page3) for e in p["items"]]
     assert len(set(ids)) == 10
     assert ids == [e["id"] for e in everything["items"]]
 
-    ev1 = (await api.client.get("/api/security-events", params={"station": "EV-1"},
-                                headers=headers)).json()
+    ev1 = (
+        await api.client.get("/api/security-events", params={"station": "EV-1"}, headers=headers)
+    ).json()
     assert ev1["total"] == 7 and {e["station"] for e in ev1["items"]} == {"EV-1"}
-    crit = (await api.client.get("/api/security-events",
-                                 params={"station": "EV-1", "critical": "true"},
-                                 headers=headers)).json()
+    crit = (
+        await api.client.get(
+            "/api/security-events", params={"station": "EV-1", "critical": "true"}, headers=headers
+        )
+    ).json()
     assert crit["total"] == 4 and all(e["critical"] for e in crit["items"])
     assert {e["type"] for e in crit["items"]} == {"FirmwareUpdated"}
-    csms = (await api.client.get("/api/security-events", params={"source": "csms"},
-                                 headers=headers)).json()
+    csms = (
+        await api.client.get("/api/security-events", params={"source": "csms"}, headers=headers)
+    ).json()
     assert csms["total"] == 3
     assert all(e["source"] == "csms" and e["station"] == "EV-2" for e in csms["items"])
     assert csms["items"][0]["peer_address"] == "198.51.100.7"
 
-    for params in ({"limit": 0}, {"limit": 501}, {"offset": -1}, {"source": "somebody"},
-                   {"critical": "perhaps"}):
-        assert_problem(await api.client.get("/api/security-events", params=params,
-                                            headers=headers), 422)
+    for params in (
+        {"limit": 0},
+        {"limit": 501},
+        {"offset": -1},
+        {"source": "somebody"},
+        {"critical": "perhaps"},
+    ):
+        assert_problem(
+            await api.client.get("/api/security-events", params=params, headers=headers), 422
+        )
 
 
 # ------------------------------------------------------------------------------------- calls
 
 
 async def test_call_unknown_station_is_404(api: Api) -> None:
-    response = await api.client.post("/api/stations/GHOST/call",
-                                     json={"action": "Reset", "payload": {"type": "Soft"}},
-                                     headers=api.auth(OperatorRole.OPERATOR))
+    response = await api.client.post(
+        "/api/stations/GHOST/call",
+        json={"action": "Reset", "payload": {"type": "Soft"}},
+        headers=api.auth(OperatorRole.OPERATOR),
+    )
     assert_problem(response, 404)
 
 
 async def test_call_offline_station_is_409(api: Api) -> None:
     await add_station(api, "OFF-1")
-    response = await api.client.post("/api/stations/OFF-1/call",
-                                     json={"action": "Reset", "payload": {"type": "Soft"}},
-                                     headers=api.auth(OperatorRole.OPERATOR))
+    response = await api.client.post(
+        "/api/stations/OFF-1/call",
+        json={"action": "Reset", "payload": {"type": "Soft"}},
+        headers=api.auth(OperatorRole.OPERATOR),
+    )
     body = assert_problem(response, 409)
     assert "offline" in body["detail"]
 
@@ -495,14 +591,16 @@ async def test_call_unknown_action_is_422(api: Api) -> None:
     api.registry.register(link_for("ACT-16"))
     headers = api.auth(OperatorRole.OPERATOR)
     # SetVariables exists in 2.0.1, not in 1.6.
-    response = await api.client.post("/api/stations/ACT-16/call",
-                                     json={"action": "SetVariables", "payload": {}},
-                                     headers=headers)
+    response = await api.client.post(
+        "/api/stations/ACT-16/call", json={"action": "SetVariables", "payload": {}}, headers=headers
+    )
     body = assert_problem(response, 422)
     assert "SetVariables" in body["detail"] and "1.6" in body["detail"]
-    response = await api.client.post("/api/stations/ACT-16/call",
-                                     json={"action": "../etc/passwd", "payload": {}},
-                                     headers=headers)
+    response = await api.client.post(
+        "/api/stations/ACT-16/call",
+        json={"action": "../etc/passwd", "payload": {}},
+        headers=headers,
+    )
     assert_problem(response, 422)
     assert api.registry.get("ACT-16").calls == []  # type: ignore[union-attr]
 
@@ -513,8 +611,10 @@ async def test_call_invalid_payload_is_422_without_values(api: Api) -> None:
     api.registry.register(link)
     response = await api.client.post(
         "/api/stations/PAY-16/call",
-        json={"action": "ChangeConfiguration",
-              "payload": {"key": "AuthorizationKey", "value": SECRET_AUTH_KEY, "extra": 1}},
+        json={
+            "action": "ChangeConfiguration",
+            "payload": {"key": "AuthorizationKey", "value": SECRET_AUTH_KEY, "extra": 1},
+        },
         headers=api.auth(OperatorRole.OPERATOR),
     )
     body = assert_problem(response, 422)
@@ -558,9 +658,11 @@ async def test_call_uses_default_timeout_and_201_schemas(api: Api) -> None:
     await add_station(api, "RES-201", version="2.0.1")
     link = link_for("RES-201", OcppVersion.V201, answer={"status": "Scheduled"})
     api.registry.register(link)
-    response = await api.client.post("/api/stations/RES-201/call",
-                                     json={"action": "Reset", "payload": {"type": "OnIdle"}},
-                                     headers=api.auth(OperatorRole.ADMIN))
+    response = await api.client.post(
+        "/api/stations/RES-201/call",
+        json={"action": "Reset", "payload": {"type": "OnIdle"}},
+        headers=api.auth(OperatorRole.ADMIN),
+    )
     assert response.status_code == 200, response.text
     assert response.json()["payload"] == {"status": "Scheduled"}
     assert link.calls == [("Reset", {"type": "OnIdle"}, 5.0)]
@@ -568,15 +670,24 @@ async def test_call_uses_default_timeout_and_201_schemas(api: Api) -> None:
 
 async def test_call_error_from_the_station_is_200(api: Api) -> None:
     await add_station(api, "ERR-16")
-    api.registry.register(link_for("ERR-16", answer=CallErrorReceived(
-        "NotSupported", "Reset is not supported", {"hint": "none"})))
-    response = await api.client.post("/api/stations/ERR-16/call",
-                                     json={"action": "Reset", "payload": {"type": "Hard"}},
-                                     headers=api.auth(OperatorRole.OPERATOR))
+    api.registry.register(
+        link_for(
+            "ERR-16",
+            answer=CallErrorReceived("NotSupported", "Reset is not supported", {"hint": "none"}),
+        )
+    )
+    response = await api.client.post(
+        "/api/stations/ERR-16/call",
+        json={"action": "Reset", "payload": {"type": "Hard"}},
+        headers=api.auth(OperatorRole.OPERATOR),
+    )
     assert response.status_code == 200, response.text
-    assert response.json() == {"result": "CallError", "error_code": "NotSupported",
-                               "error_description": "Reset is not supported",
-                               "error_details": {"hint": "none"}}
+    assert response.json() == {
+        "result": "CallError",
+        "error_code": "NotSupported",
+        "error_description": "Reset is not supported",
+        "error_details": {"hint": "none"},
+    }
 
 
 @pytest.mark.parametrize(
@@ -584,35 +695,43 @@ async def test_call_error_from_the_station_is_200(api: Api) -> None:
     [
         (CallTimeout("no answer"), 504),
         (ConnectionGone("closed"), 409),
-        (InvalidResponse("Reset", RpcError(ErrorKind.PROPERTY_CONSTRAINT,
-                                           "data.status: violates enum")), 502),
+        (
+            InvalidResponse(
+                "Reset", RpcError(ErrorKind.PROPERTY_CONSTRAINT, "data.status: violates enum")
+            ),
+            502,
+        ),
     ],
 )
 async def test_call_failures_map_to_statuses(api: Api, failure: Exception, status: int) -> None:
     await add_station(api, "FAIL-16")
     api.registry.register(link_for("FAIL-16", answer=failure))
-    response = await api.client.post("/api/stations/FAIL-16/call",
-                                     json={"action": "Reset", "payload": {"type": "Hard"}},
-                                     headers=api.auth(OperatorRole.OPERATOR))
+    response = await api.client.post(
+        "/api/stations/FAIL-16/call",
+        json={"action": "Reset", "payload": {"type": "Hard"}},
+        headers=api.auth(OperatorRole.OPERATOR),
+    )
     assert_problem(response, status)
 
 
-async def test_unhandled_error_is_a_generic_500(api: Api,
-                                                caplog: pytest.LogCaptureFixture) -> None:
+async def test_unhandled_error_is_a_generic_500(api: Api, caplog: pytest.LogCaptureFixture) -> None:
     await add_station(api, "BOOM-16")
     api.registry.register(link_for("BOOM-16", answer=RuntimeError("internal detail xyz")))
     caplog.set_level(logging.ERROR, logger="chargewarden.api")
-    response = await api.client.post("/api/stations/BOOM-16/call",
-                                     json={"action": "Reset", "payload": {"type": "Hard"}},
-                                     headers=api.auth(OperatorRole.OPERATOR))
+    response = await api.client.post(
+        "/api/stations/BOOM-16/call",
+        json={"action": "Reset", "payload": {"type": "Hard"}},
+        headers=api.auth(OperatorRole.OPERATOR),
+    )
     body = assert_problem(response, 500)
     assert "xyz" not in response.text and "RuntimeError" not in response.text
     assert body["title"] == "Internal Server Error"
     assert "internal detail xyz" in caplog.text  # logged server-side, with the traceback
 
 
-async def test_database_failure_is_a_503_problem(api: Api, database_url: str,
-                                                 caplog: pytest.LogCaptureFixture) -> None:
+async def test_database_failure_is_a_503_problem(
+    api: Api, database_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
     # Break the real database underneath the API: the store reports StoreError.
     engine = build_engine(normalize_database_url(database_url))
     try:
@@ -621,8 +740,7 @@ async def test_database_failure_is_a_503_problem(api: Api, database_url: str,
     finally:
         await engine.dispose()
     caplog.set_level(logging.ERROR, logger="chargewarden.api")
-    response = await api.client.get("/api/security-events",
-                                    headers=api.auth(OperatorRole.VIEWER))
+    response = await api.client.get("/api/security-events", headers=api.auth(OperatorRole.VIEWER))
     body = assert_problem(response, 503)
     assert "database" in body["detail"]
     assert SecurityEventRow.__tablename__ not in response.text  # no driver detail leaks
@@ -633,8 +751,9 @@ async def test_database_failure_is_a_503_problem(api: Api, database_url: str,
 
 
 async def test_create_operator_stores_only_the_hash(store: Any) -> None:
-    record, token = await create_operator(store, "new.op@example", OperatorRole.OPERATOR,
-                                          actor="root")
+    record, token = await create_operator(
+        store, "new.op@example", OperatorRole.OPERATOR, actor="root"
+    )
     assert record.name == "new.op@example" and record.role == OperatorRole.OPERATOR
     stored = await store.operators.get("new.op@example")
     assert stored is not None

@@ -67,11 +67,16 @@ async def test_SEC_14_a_revocation_is_in_the_next_crl_at_once(
 ) -> None:
     await client.http.get("/pki/crl/cpo-station-ca.crl")  # warm the cache
     provisioned = await provision_station(
-        client.pki, client.store, identity="CP-3", cn="SN-3", o="ChargeWarden CPO",
+        client.pki,
+        client.store,
+        identity="CP-3",
+        cn="SN-3",
+        o="ChargeWarden CPO",
         out_dir=tmp_path / "station",
     )
-    await client.store.certificates.revoke(provisioned.record.serial, "key-compromise",
-                                           datetime.now(UTC))
+    await client.store.certificates.revoke(
+        provisioned.record.serial, "key-compromise", datetime.now(UTC)
+    )
     response = await client.http.get("/pki/crl/cpo-station-ca.crl")
     crl = x509.load_der_x509_crl(response.content)
     assert [e.serial_number for e in crl] == [provisioned.certificate.serial_number]
@@ -92,7 +97,8 @@ async def test_csms_root_endpoint_serves_the_root(client: Client) -> None:
 
 async def test_without_a_ca_the_endpoints_are_404(store: Store) -> None:
     app = create_api(ApiContext(store=store, registry=InMemoryRegistry()))
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                                 base_url="http://cw.test") as http:
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://cw.test"
+    ) as http:
         assert (await http.get("/pki/crl/cpo-root.crl")).status_code == 404
         assert (await http.get("/pki/csms-root.pem")).status_code == 404

@@ -14,6 +14,7 @@ from chargewarden.cli.demo import demo
 from chargewarden.cli.operators import operator_app
 from chargewarden.cli.serve import serve
 from chargewarden.cli.sim import sim_app
+from chargewarden.cli.station_certs import alerts
 from chargewarden.cli.stations import events, station_app
 
 app = typer.Typer(
@@ -25,6 +26,7 @@ app = typer.Typer(
 )
 app.command("serve")(serve)
 app.command("events")(events)
+app.command("alerts")(alerts)
 app.command("demo")(demo)
 app.add_typer(station_app, name="station")
 app.add_typer(operator_app, name="operator")

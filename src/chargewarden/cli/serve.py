@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from chargewarden.cli.common import ConfigOption, DataDirOption, run, settings_from
+from chargewarden.cli.common import CliError, ConfigOption, DataDirOption, run, settings_from
 from chargewarden.config import Settings
 from chargewarden.logs import configure_logging
+
+if TYPE_CHECKING:
+    from chargewarden.api.local_token import LocalAccess
+    from chargewarden.app import RunningCsms
 
 HostOption = Annotated[str | None, typer.Option("--host", help="Address to listen on")]
 WsPortOption = Annotated[
@@ -30,15 +34,44 @@ ApiPortOption = Annotated[
 async def _serve(settings: Settings) -> None:
     # The server stack (FastAPI, uvicorn) loads only for the commands that run it.
     from chargewarden.app import run_until_signalled, start_csms
+    from chargewarden.security.alerts import AlertConfigError
 
-    running = await start_csms(settings)
-    typer.echo(f"ChargeWarden CSMS: stations connect to {running.ws_url}/<identity>")
-    if running.wss_url:
-        typer.echo(f"  profiles 2 and 3: {running.wss_url}/<identity>")
-    typer.echo(f"HTTP API: {running.api_url}/api/docs  (health: {running.api_url}/healthz)")
-    typer.echo(f"database: {running.store.url_for_display}")
-    typer.echo("Ctrl-C to stop.")
-    await run_until_signalled(running)
+    try:
+        running = await start_csms(settings)
+    except AlertConfigError as exc:  # e.g. an unreadable webhook secret file
+        raise CliError(str(exc)) from None
+    try:
+        access = await _publish_access(running)
+    except BaseException:
+        await running.stop()
+        raise
+    try:
+        typer.echo(f"ChargeWarden CSMS: stations connect to {running.ws_url}/<identity>")
+        if running.wss_url:
+            typer.echo(f"  profiles 2 and 3: {running.wss_url}/<identity>")
+        typer.echo(f"HTTP API: {running.api_url}/api/docs  (health: {running.api_url}/healthz)")
+        typer.echo(f"database: {running.store.url_for_display}")
+        if access is not None:
+            typer.echo(f"CLI access (admin token, mode 0600): {access.path}")
+        typer.echo("Ctrl-C to stop.")
+        await run_until_signalled(running)
+    finally:
+        if access is not None:
+            access.remove()
+
+
+async def _publish_access(running: RunningCsms) -> LocalAccess | None:
+    """The local-cli token file the station commands of the CLI use (api.local_token)."""
+    from chargewarden.api.local_token import LocalAccessError, local_api_url, publish_local_token
+
+    if running.api_address is None:
+        return None
+    try:
+        return await publish_local_token(
+            running.store, running.settings.data_dir, local_api_url(running.api_address)
+        )
+    except LocalAccessError as exc:
+        raise CliError(str(exc)) from None
 
 
 def serve(

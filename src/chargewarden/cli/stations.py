@@ -6,6 +6,7 @@ from typing import Annotated
 
 import typer
 
+from chargewarden.cli import station_certs
 from chargewarden.cli.certs import station_cert
 from chargewarden.cli.common import (
     CliError,
@@ -313,3 +314,10 @@ def set_profile(
         )
     if after.security_profile > before.security_profile:
         typer.echo("note: from now on the lower profile is refused for this station (SEC-11)")
+
+
+# Through the running server's API (cli/station_certs.py).
+station_app.command("install-root")(station_certs.install_root)
+station_app.command("certificates")(station_certs.certificates)
+station_app.command("delete-cert")(station_certs.delete_cert)
+station_app.command("cert-requests")(station_certs.cert_requests)

@@ -34,6 +34,32 @@ class OperatorRepository(Repository):
                 raise OperatorExists(f"operator {record.name!r} already exists")
             return operator_record(row)
 
+    async def replace(self, record: OperatorRecord) -> OperatorRecord:
+        """Create the operator, or give the existing one of that name this role and token.
+
+        The old token stops working in the same statement.
+        """
+        values = operator_values(record, utcnow())
+        stmt = (
+            self._insert(OperatorRow)
+            .values(**values)
+            .on_conflict_do_update(
+                index_elements=[OperatorRow.name],
+                set_={
+                    "role": values["role"],
+                    "token_lookup": values["token_lookup"],
+                    "token_hash": values["token_hash"],
+                },
+            )
+            .returning(OperatorRow)
+        )
+        async with self._transaction() as session:
+            try:
+                row = (await session.execute(stmt)).scalar_one()
+            except IntegrityError:
+                raise StoreError("token lookup already in use; generate a new token") from None
+            return operator_record(row)
+
     async def find_by_lookup(self, token_lookup: str) -> OperatorRecord | None:
         """The operator whose token starts with this public lookup part, if any.
 

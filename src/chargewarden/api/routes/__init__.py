@@ -1,7 +1,14 @@
 """HTTP API routes, one module per resource."""
 
-from chargewarden.api.routes import calls, connections, events, stations
+from chargewarden.api.routes import alerts, calls, certificates, connections, events, stations
 
-ROUTERS = (stations.router, connections.router, events.router, calls.router)
+ROUTERS = (
+    stations.router,
+    connections.router,
+    events.router,
+    calls.router,
+    certificates.router,
+    alerts.router,
+)
 
 __all__ = ["ROUTERS"]
