@@ -15,6 +15,7 @@ from chargewarden.config import Settings
 from chargewarden.domain.certificate_signing import CertificateSigning
 from chargewarden.domain.presence import PresenceRecorder
 from chargewarden.domain.renewal import CertificateRenewal
+from chargewarden.domain.root_rollover import RootRollover
 from chargewarden.domain.station_calls import StationCalls
 from chargewarden.domain.station_certificates import StationCertificates
 from chargewarden.domain.station_commands import StationChannel
@@ -178,6 +179,8 @@ async def start_csms(settings: Settings, *, with_api: bool = True) -> RunningCsm
                 signing=signing,
                 renewal=renewal,
                 builtin_roots=builtin_root_provider(pki) if pki else None,
+                rollover=RootRollover(channel, station_certificates, store) if pki else None,
+                settings=settings,
             )
             api = await ApiServer.start(create_api(context), settings.host, settings.api_port)
         if watcher is not None:

@@ -5,23 +5,69 @@ every `pki_watch_seconds` the watcher closes live connections whose certificate 
 regenerates CRLs, renews the server certificates when due (fast expiration, SEC-14), and
 reloads TLS material that changed on disk. Each duty is isolated: one failing is logged and
 retried on the next tick, never ends the loop.
+
+The CA itself may change on disk too (``ca rollover switch`` re-certifies the CAs under a new
+root, another process adds a CA): the watcher then reloads the hierarchy into the ``Pki`` the
+whole CSMS shares (signer, CRLs, built-in roots), once the new files form a sound hierarchy, so
+nothing keeps issuing with, or presenting, certificates of the previous root.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 from datetime import UTC, datetime
 
 from chargewarden.config import Settings
 from chargewarden.gateway.server import Gateway
+from chargewarden.pki.authorities import PARENTS
 from chargewarden.pki.crl import write_crls
+from chargewarden.pki.health import signature_problems
 from chargewarden.pki.hierarchy import Pki, record_hierarchy, renew_server_certificates_if_due
+from chargewarden.pki.layout import CA_NAMES, Layout
 from chargewarden.pki.material import load_tls_material, material_version
 from chargewarden.store import Store
 
 log = logging.getLogger(__name__)
+
+
+def hierarchy_version(settings: Settings) -> str:
+    """A tag that changes when a CA certificate or key changes on disk (stat() only)."""
+    layout = Layout(settings.effective_ca_dir)
+    digest = hashlib.sha256()
+    for ca_name in CA_NAMES:
+        for path in (layout.cert(ca_name), layout.key(ca_name)):
+            try:
+                st = path.stat()
+                digest.update(f"{path}\0{st.st_ino}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+            except FileNotFoundError:
+                digest.update(f"{path}\0missing\n".encode())
+    return digest.hexdigest()[:24]
+
+
+def _hierarchy_problems(pki: Pki) -> list[str]:
+    """What keeps a freshly loaded hierarchy from replacing the one in use: unreadable files, a
+    CA not issued by its parent (e.g. half-way through a root switch)."""
+    problems = pki.load_problems
+    for ca_name, entry in pki.entries.items():
+        parent = PARENTS.get(ca_name)
+        issuer = pki.entries.get(parent) if parent else entry
+        if issuer is None:
+            problems.append(f"{ca_name}: its issuer {parent} is missing")
+        else:
+            problems += signature_problems(ca_name, entry.certificate, issuer.certificate)
+    return problems
+
+
+def adopt_hierarchy(pki: Pki, fresh: Pki) -> None:
+    """Make ``pki`` (shared by the signer, the CRL provider, ...) hold what ``fresh`` loaded."""
+    pki.entries = fresh.entries
+    pki.servers = fresh.servers
+    pki.imported_servers = fresh.imported_servers
+    # Pki has no public way to replace its load problems; they belong to the files just read.
+    pki._load_problems = fresh.load_problems
 
 
 class PkiWatcher:
@@ -35,6 +81,8 @@ class PkiWatcher:
         self._passphrase = passphrase
         self._revoked_checked_at = datetime.now(UTC)
         self._material_version = material_version(settings)
+        self._hierarchy_version = hierarchy_version(settings)
+        self._refused_version: str | None = None
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -53,6 +101,7 @@ class PkiWatcher:
 
     async def tick(self) -> None:
         for duty in (
+            self._reload_hierarchy,
             self._close_revoked,
             self._refresh_crls,
             self._renew_server_certificates,
@@ -62,6 +111,31 @@ class PkiWatcher:
                 await duty()
             except Exception:
                 log.exception("PKI watcher: %s failed; retrying next time", duty.__name__)
+
+    async def _reload_hierarchy(self) -> None:
+        version = hierarchy_version(self._settings)
+        if version == self._hierarchy_version:
+            return
+        # Decrypting every key takes a moment: off the loop.
+        fresh = await asyncio.to_thread(Pki.load, self._settings, self._passphrase)
+        problems = _hierarchy_problems(fresh)
+        if problems:
+            # Retried every tick until the files settle (a switch in progress, say); said once.
+            if version != self._refused_version:
+                log.warning(
+                    "the CA changed on disk but is not usable yet; still using the previous "
+                    "one: %s",
+                    "; ".join(problems),
+                )
+                self._refused_version = version
+            return
+        adopt_hierarchy(self._pki, fresh)
+        self._hierarchy_version = version
+        await record_hierarchy(self._store, self._pki)
+        log.info(
+            "the CA changed on disk; reloaded it (root %s)",
+            self._pki.root.certificate.subject.rfc4514_string(),
+        )
 
     async def _close_revoked(self) -> None:
         since, now = self._revoked_checked_at, datetime.now(UTC)

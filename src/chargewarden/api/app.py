@@ -14,6 +14,7 @@ from chargewarden.api.models import Health
 from chargewarden.api.problems import document_problems, install_problem_handlers
 from chargewarden.api.routes import ROUTERS
 from chargewarden.api.routes import pki as pki_routes
+from chargewarden.api.routes import rollover as rollover_routes
 
 # Request bodies are small JSON documents; anything larger is refused with 413.
 MAX_BODY_SIZE = 1024 * 1024
@@ -55,6 +56,7 @@ def create_api(ctx: ApiContext) -> FastAPI:
     for router in ROUTERS:
         app.include_router(router)
     app.include_router(pki_routes.router)
+    app.include_router(rollover_routes.router)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:

@@ -11,8 +11,10 @@ from fastapi import Request
 from chargewarden.gateway.registry import ConnectionRegistry
 
 if TYPE_CHECKING:
+    from chargewarden.config import Settings
     from chargewarden.domain.certificate_signing import CertificateSigning
     from chargewarden.domain.renewal import CertificateRenewal
+    from chargewarden.domain.root_rollover import RootRollover
     from chargewarden.domain.station_certificates import StationCertificates
     from chargewarden.store import Store
 
@@ -33,6 +35,10 @@ class ApiContext:
     renewal: CertificateRenewal | None = None
     # Built-in roots an operator may install on stations without supplying a file.
     builtin_roots: Callable[[str], bytes | None] | None = None
+    # CSMS root rollover (api/routes/rollover.py): None when the CSMS runs without its CA; the
+    # settings say where the CA directory, and so the prepared rollover, is.
+    rollover: RootRollover | None = None
+    settings: Settings | None = None
 
 
 def get_context(request: Request) -> ApiContext:

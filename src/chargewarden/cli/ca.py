@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
+import sys
 from collections.abc import Awaitable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import typer
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 
+from chargewarden.cli.api_client import ApiUrlOption, api_client
 from chargewarden.cli.common import (
     CliError,
     ConfigOption,
@@ -34,12 +37,24 @@ from chargewarden.pki.importer import (
     import_station_ca,
 )
 from chargewarden.pki.keys import describe_key
-from chargewarden.pki.layout import Layout
+from chargewarden.pki.layout import CPO_ROOT, Layout
 from chargewarden.pki.material import imported_warnings
 from chargewarden.pki.passphrase import load_passphrase, passphrase_source
-from chargewarden.pki.recording import record_certificate, record_hierarchy
+from chargewarden.pki.recording import record_certificate, record_for, record_hierarchy
+from chargewarden.pki.rollover import (
+    INSTALLED_OUTCOMES,
+    PreparedRollover,
+    RolloverAlreadyPrepared,
+    RolloverPaths,
+    RolloverStatus,
+    SwitchResult,
+    prepare_rollover,
+    read_install_log,
+    rollover_status,
+    switch_root,
+)
 from chargewarden.store import Store
-from chargewarden.store.records import AuditRecord
+from chargewarden.store.records import AuditRecord, CertificateRole
 
 T = TypeVar("T")
 CLI_ACTOR = "cli"
@@ -121,19 +136,26 @@ def init(config: ConfigOption = None, data_dir: DataDirOption = None) -> None:
             raise PkiError(f"a CA already exists in {settings.effective_ca_dir}; use 'ca show'")
         pki = Pki.init(settings, load_passphrase(settings))
         await record_hierarchy(store, pki)
-        await store.audit.add(AuditRecord(
-            actor=CLI_ACTOR, action="ca.init", target=str(pki.ca_dir),
-            details={"root_sha256": pki.root.certificate.fingerprint(hashes.SHA256()).hex()},
-        ))
+        await store.audit.add(
+            AuditRecord(
+                actor=CLI_ACTOR,
+                action="ca.init",
+                target=str(pki.ca_dir),
+                details={"root_sha256": pki.root.certificate.fingerprint(hashes.SHA256()).hex()},
+            )
+        )
         return pki
 
     pki = run(with_store(settings, lambda store: guarded(action(store))))
     typer.echo(f"created the CA in {pki.ca_dir}")
     print_hierarchy(pki, datetime.now(UTC))
-    typer.echo(f"private keys: encrypted PKCS#8 (mode 0600), passphrase from "
-               f"{passphrase_source(settings)}")
-    typer.echo(f"stations must trust {pki.root.cert_path} (also served at "
-               f"http://{settings.public_hostname}:{settings.api_port}/pki/csms-root.pem)")
+    typer.echo(
+        f"private keys: encrypted PKCS#8 (mode 0600), passphrase from {passphrase_source(settings)}"
+    )
+    typer.echo(
+        f"stations must trust {pki.root.cert_path} (also served at "
+        f"http://{settings.public_hostname}:{settings.api_port}/pki/csms-root.pem)"
+    )
 
 
 @ca_app.command("show")
@@ -153,6 +175,9 @@ def show(config: ConfigOption = None, data_dir: DataDirOption = None) -> None:
     problems = pki.check(now)
     for warning in pki.warnings(now) + imported_warnings(settings, now):
         typer.echo(f"warning: {warning}")
+    rollover = rollover_status(settings)
+    if rollover.state != "idle":
+        typer.echo(f"root rollover: {rollover.state}; see 'chargewarden ca rollover status'")
     for problem in problems:
         typer.echo(f"problem: {problem}")
     if problems:
@@ -170,39 +195,61 @@ def _read_secret_file(path: Path) -> bytes:
 async def _record_import(store: Store, result: ImportResult, kind: str) -> None:
     for record in result.records:
         await record_certificate(store, record)
-    await store.audit.add(AuditRecord(
-        actor=CLI_ACTOR, action="ca.import", target=kind,
-        details={
-            "files": [str(p) for p in result.written],
-            "certificates": [
-                {"serial": r.serial, "subject_cn": r.subject_cn, "sha256": r.fingerprint_sha256}
-                for r in result.records
-            ],
-        },
-    ))
+    await store.audit.add(
+        AuditRecord(
+            actor=CLI_ACTOR,
+            action="ca.import",
+            target=kind,
+            details={
+                "files": [str(p) for p in result.written],
+                "certificates": [
+                    {"serial": r.serial, "subject_cn": r.subject_cn, "sha256": r.fingerprint_sha256}
+                    for r in result.records
+                ],
+            },
+        )
+    )
 
 
 @ca_app.command("import")
 def import_(
-    server_cert: Annotated[Path | None, typer.Option(
-        "--server-cert", help="PEM server certificate (may be followed by its chain)")] = None,
-    server_key: Annotated[Path | None, typer.Option(
-        "--server-key", help="PEM private key of --server-cert")] = None,
-    key_passphrase_file: Annotated[Path | None, typer.Option(
-        "--key-passphrase-file", help="File holding the passphrase of an encrypted --server-key"
-    )] = None,
-    server_chain: Annotated[Path | None, typer.Option(
-        "--server-chain", help="PEM intermediates (and root) of --server-cert, leaf side first"
-    )] = None,
-    station_ca: Annotated[Path | None, typer.Option(
-        "--station-ca", help="PEM CA whose station certificates are to be accepted")] = None,
-    crl: Annotated[Path | None, typer.Option(
-        "--crl", help="CRL (PEM or DER) of --station-ca, or alone: a new CRL of an imported CA"
-    )] = None,
-    name: Annotated[str | None, typer.Option(
-        "--name", help="Name for an imported station CA (default: from its CN)")] = None,
-    root: Annotated[Path | None, typer.Option(
-        "--root", help="Not supported: replacing the CPO root (explains why)")] = None,
+    server_cert: Annotated[
+        Path | None,
+        typer.Option("--server-cert", help="PEM server certificate (may be followed by its chain)"),
+    ] = None,
+    server_key: Annotated[
+        Path | None, typer.Option("--server-key", help="PEM private key of --server-cert")
+    ] = None,
+    key_passphrase_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--key-passphrase-file", help="File holding the passphrase of an encrypted --server-key"
+        ),
+    ] = None,
+    server_chain: Annotated[
+        Path | None,
+        typer.Option(
+            "--server-chain", help="PEM intermediates (and root) of --server-cert, leaf side first"
+        ),
+    ] = None,
+    station_ca: Annotated[
+        Path | None,
+        typer.Option("--station-ca", help="PEM CA whose station certificates are to be accepted"),
+    ] = None,
+    crl: Annotated[
+        Path | None,
+        typer.Option(
+            "--crl", help="CRL (PEM or DER) of --station-ca, or alone: a new CRL of an imported CA"
+        ),
+    ] = None,
+    name: Annotated[
+        str | None,
+        typer.Option("--name", help="Name for an imported station CA (default: from its CN)"),
+    ] = None,
+    root: Annotated[
+        Path | None,
+        typer.Option("--root", help="Not supported: replacing the CPO root (explains why)"),
+    ] = None,
     config: ConfigOption = None,
     data_dir: DataDirOption = None,
 ) -> None:
@@ -228,8 +275,12 @@ def import_(
         if server_cert is not None and server_key is not None:
             secret = _read_secret_file(key_passphrase_file) if key_passphrase_file else None
             result = import_server_certificate(
-                settings, pki.passphrase, cert_path=server_cert, key_path=server_key,
-                key_passphrase=secret, chain_path=server_chain,
+                settings,
+                pki.passphrase,
+                cert_path=server_cert,
+                key_path=server_key,
+                key_passphrase=secret,
+                chain_path=server_chain,
             )
             kind = "server-certificate"
         elif station_ca is not None:
@@ -247,3 +298,291 @@ def import_(
         typer.echo(f"wrote {path}")
     for note in result.notes:
         typer.echo(f"note: {note}")
+
+
+# ---------------------------------------------------------------------------- root rollover
+
+rollover_app = typer.Typer(
+    help="CSMS root rollover (CRT-08): prepare a new root, install it on stations, switch.",
+    no_args_is_help=True,
+)
+ca_app.add_typer(rollover_app, name="rollover")
+
+ROLLOVER_API = "/api/ca/rollover"
+
+
+def _fingerprint(certificate: x509.Certificate) -> str:
+    return certificate.fingerprint(hashes.SHA256()).hex()
+
+
+def _describe(label: str, certificate: x509.Certificate) -> None:
+    typer.echo(f"{label}: {certificate.subject.rfc4514_string()}")
+    typer.echo(f"  SHA-256 {_fingerprint(certificate)}")
+    typer.echo(
+        f"  valid {certificate.not_valid_before_utc:%Y-%m-%d} to "
+        f"{certificate.not_valid_after_utc:%Y-%m-%d}"
+    )
+
+
+def print_rollover_status(status: RolloverStatus) -> None:
+    typer.echo(f"rollover: {status.state}")
+    if status.current_root is not None:
+        _describe("current CPO root", status.current_root)
+    if status.prepared is not None:
+        _describe("new root", status.prepared.new_root)
+        _describe("cross certificate (new root signed by the current one)", status.prepared.cross)
+    if status.switch_started_at is not None:
+        typer.echo(
+            f"a switch started {status.switch_started_at:%Y-%m-%d %H:%M} UTC and did not "
+            "finish: run 'chargewarden ca rollover switch' again to complete it"
+        )
+    install = status.install
+    if status.pending and status.switch_started_at is None:
+        if install is None or not install.runs:
+            typer.echo("install: not run yet ('chargewarden ca rollover install')")
+        else:
+            last = install.last_run
+            counts = ", ".join(f"{n} {outcome}" for outcome, n in install.counts().items())
+            typer.echo(
+                f"install: {len(install.runs)} run(s), last {last:%Y-%m-%d %H:%M} UTC; "
+                f"{len(install.installed)} station(s) have the new root ({counts})"
+                if last
+                else "install: no runs"
+            )
+            for identity, entry in install.not_installed.items():
+                typer.echo(
+                    f"  {identity}: {entry.get('outcome')}"
+                    + (
+                        f" ({entry.get('status') or entry.get('detail')})"
+                        if entry.get("status") or entry.get("detail")
+                        else ""
+                    )
+                )
+    if status.last_switch is not None:
+        typer.echo(
+            f"last switch: {status.last_switch.finished_at:%Y-%m-%d %H:%M} UTC, old root "
+            f"archived in {status.last_switch.archive}"
+        )
+    for problem in status.problems:
+        typer.echo(f"problem: {problem}")
+
+
+@rollover_app.command("status")
+def rollover_status_command(config: ConfigOption = None, data_dir: DataDirOption = None) -> None:
+    """Where the root rollover stands: prepared, installed on which stations, switched."""
+    settings = settings_from(config, data_dir)
+    quiet_logging(settings)
+
+    async def action() -> RolloverStatus:
+        return rollover_status(settings)
+
+    print_rollover_status(run(guarded(action())))
+
+
+@rollover_app.command("prepare")
+def rollover_prepare(config: ConfigOption = None, data_dir: DataDirOption = None) -> None:
+    """Step 1: create a new CPO root and its cross certificate (offline).
+
+    The cross certificate is the new root's name and key, signed by the current root. Nothing
+    the CSMS uses changes yet.
+    """
+    settings = settings_from(config, data_dir)
+    quiet_logging(settings)
+
+    async def action(store: Store) -> PreparedRollover:
+        pki = open_pki(settings)
+        try:
+            prepared = prepare_rollover(settings, pki.passphrase)
+        except RolloverAlreadyPrepared as exc:
+            print_rollover_status(exc.status)
+            raise CliError(
+                f"{exc}; finish it ('ca rollover install', then 'ca rollover switch') first"
+            ) from None
+        await record_certificate(
+            store, record_for(prepared.new_root, issuer_ca=CPO_ROOT, role=CertificateRole.ROOT)
+        )
+        await record_certificate(
+            store, record_for(prepared.cross, issuer_ca=CPO_ROOT, role=CertificateRole.CA)
+        )
+        await store.audit.add(
+            AuditRecord(
+                actor=CLI_ACTOR,
+                action="ca.rollover.prepare",
+                target=str(pki.ca_dir),
+                details={
+                    "new_root_sha256": prepared.new_root_sha256,
+                    "cross_sha256": _fingerprint(prepared.cross),
+                    "current_root_sha256": _fingerprint(pki.root.certificate),
+                },
+            )
+        )
+        return prepared
+
+    prepared = run(with_store(settings, lambda store: guarded(action(store))))
+    _describe("prepared a new root", prepared.new_root)
+    _describe("and its cross certificate (signed by the current root)", prepared.cross)
+    typer.echo(f"files in {RolloverPaths(settings.effective_ca_dir).directory}")
+    typer.echo(
+        "next: with the CSMS running, 'chargewarden ca rollover install' gives every connected "
+        "station the new root; then 'chargewarden ca rollover switch'"
+    )
+
+
+def _outcome_row(outcome: dict[str, Any]) -> list[object]:
+    check = outcome.get("additional_root_check")
+    return [
+        outcome.get("identity"),
+        outcome.get("outcome"),
+        "-" if check is None else ("yes" if check else "no"),
+        outcome.get("certificate") or "-",
+        outcome.get("status") or "",
+        (outcome.get("detail") or "")[:120],
+    ]
+
+
+@rollover_app.command("install")
+def rollover_install(
+    station: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--station", help="Only this station (repeatable); default: every connected station"
+        ),
+    ] = None,
+    concurrency: Annotated[
+        int, typer.Option("--concurrency", min=1, max=100, help="Stations handled at the same time")
+    ] = 10,
+    config: ConfigOption = None,
+    data_dir: DataDirOption = None,
+    api_url: ApiUrlOption = None,
+) -> None:
+    """Step 2: install the new root on stations, through the running CSMS.
+
+    Stations that check AdditionalRootCertificateCheck get the cross certificate, the others
+    the new root itself.
+    """
+    with api_client(config, data_dir, api_url) as api:
+        status = api.get(ROLLOVER_API)
+        if status.get("state") != "prepared":
+            fail(
+                "no root rollover is prepared; run 'chargewarden ca rollover prepare' first"
+                if status.get("state") == "idle"
+                else "a switch to the new root is under way; complete it with "
+                "'chargewarden ca rollover switch'"
+            )
+        identities = (
+            list(dict.fromkeys(station))
+            if station
+            else [str(c["identity"]) for c in api.get("/api/connections")]
+        )
+        if not identities:
+            typer.echo("no station is connected; nothing to install")
+            return
+        outcomes: list[dict[str, Any]] = []
+        notes: set[str] = set()
+        progress: Any = (
+            typer.progressbar(
+                length=len(identities), label="installing the new root", file=sys.stderr
+            )
+            if sys.stderr.isatty()
+            else contextlib.nullcontext(None)
+        )
+        # One request per batch: the server handles a batch's stations concurrently, and the
+        # bar moves as each batch completes.
+        with progress as bar:
+            for start in range(0, len(identities), concurrency):
+                batch = identities[start : start + concurrency]
+                answer = api.post(
+                    f"{ROLLOVER_API}/install", {"stations": batch, "concurrency": concurrency}
+                )
+                outcomes += answer.get("outcomes") or []
+                if answer.get("note"):
+                    notes.add(str(answer["note"]))
+                if bar is not None:
+                    bar.update(len(batch))
+    print_table(
+        ["station", "outcome", "checks", "given", "status", "detail"],
+        [_outcome_row(o) for o in outcomes],
+    )
+    for note in sorted(notes):
+        typer.echo(f"note: {note}")
+    missing = [o for o in outcomes if o.get("outcome") not in INSTALLED_OUTCOMES]
+    have = len(outcomes) - len(missing)
+    if missing:
+        fail(
+            f"{len(missing)} of {len(outcomes)} station(s) did not get the new root (listed "
+            "above); they fail TLS after the switch: rerun install for them once reachable"
+        )
+    typer.echo(f"all {have} station(s) have the new root; next: 'chargewarden ca rollover switch'")
+
+
+@rollover_app.command("switch")
+def rollover_switch(
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="Switch even if install has not run (stations without the new root then fail TLS)",
+        ),
+    ] = False,
+    config: ConfigOption = None,
+    data_dir: DataDirOption = None,
+) -> None:
+    """Step 3: make the new root the CPO root (offline; a running CSMS follows).
+
+    The old root is archived, the server, station and V2G CAs are re-certified under the new
+    root with their keys unchanged, and the server certificates are re-issued. A running CSMS
+    picks it all up without a restart.
+    """
+    settings = settings_from(config, data_dir)
+    quiet_logging(settings)
+
+    async def action(store: Store) -> SwitchResult:
+        pki = open_pki(settings)
+        log = read_install_log(settings) if rollover_status(settings).state == "prepared" else None
+        attempted = set(log.stations) if log is not None else set()
+        never = [
+            s.identity
+            for s in await store.stations.list()
+            if s.security_profile >= 2 and s.identity not in attempted
+        ]
+        result = switch_root(settings, pki.passphrase, force=force)
+        if never and (log is not None or force):
+            typer.echo(
+                f"warning: {len(never)} registered TLS station(s) were never given the new root "
+                f"and will fail TLS: {', '.join(never[:20])}" + (" ..." if len(never) > 20 else ""),
+                err=True,
+            )
+        await record_hierarchy(store, result.pki)
+        await store.audit.add(
+            AuditRecord(
+                actor=CLI_ACTOR,
+                action="ca.rollover.switch",
+                target=str(pki.ca_dir),
+                details={
+                    "new_root_sha256": _fingerprint(result.new_root),
+                    "retired_root_sha256": _fingerprint(result.retired_root),
+                    "archive": str(result.archive),
+                    "forced": force,
+                    "recertified": list(result.recertified),
+                    "resumed": result.resumed,
+                },
+            )
+        )
+        return result
+
+    result = run(with_store(settings, lambda store: guarded(action(store))))
+    for warning in result.warnings:
+        typer.echo(f"warning: {warning}", err=True)
+    if result.resumed:
+        typer.echo("completed the switch that had been interrupted")
+    _describe("the CPO root is now", result.new_root)
+    typer.echo(f"the old root is archived in {result.archive}")
+    if result.recertified:
+        typer.echo(f"re-certified under the new root (same keys): {', '.join(result.recertified)}")
+    if result.reissued_servers:
+        typer.echo(f"re-issued server certificates: {', '.join(result.reissued_servers)}")
+    typer.echo(
+        f"a running CSMS uses the new chain within {settings.pki_watch_seconds:g} s; stations "
+        f"are offered the new root at http://{settings.public_hostname}:{settings.api_port}"
+        "/pki/csms-root.pem"
+    )
