@@ -42,18 +42,28 @@ async def _reconnected_with(running: RunningCsms, identity: str, fingerprint: st
     return False
 
 
-async def renew(running: RunningCsms, identity: str) -> tuple[bool, str]:
-    """Renew the station's certificate over OCPP; (as expected, what happened)."""
+async def _request_and_settle(
+    running: RunningCsms, identity: str
+) -> tuple[int, CertificateRequestRecord | None] | str:
+    """Trigger the station's CSR and wait for the outcome; a string says why it failed."""
     assert running.signing is not None
     try:
         request = await running.signing.request(identity, actor=DEMO_ACTOR)
     except CommandFailed as exc:
-        return False, str(exc)
+        return str(exc)
     assert request.id is not None
-    settled = await _settled(running, request.id)
+    return request.id, await _settled(running, request.id)
+
+
+async def renew(running: RunningCsms, identity: str) -> tuple[bool, str]:
+    """Renew the station's certificate over OCPP; (as expected, what happened)."""
+    outcome = await _request_and_settle(running, identity)
+    if isinstance(outcome, str):
+        return False, outcome
+    request_id, settled = outcome
     if settled is None or settled.state is not CertificateRequestState.ACCEPTED:
         state = settled.state if settled else "no answer"
-        return False, f"request {request.id}: {state} {settled.reason if settled else ''}"
+        return False, f"request {request_id}: {state} {settled.reason if settled else ''}"
     certificate = await running.store.certificates.get_by_id(settled.certificate_id or -1)
     assert certificate is not None
     if not await _reconnected_with(running, identity, certificate.fingerprint_sha256):
@@ -66,15 +76,12 @@ async def renew(running: RunningCsms, identity: str) -> tuple[bool, str]:
 
 async def refused_csr(running: RunningCsms, identity: str) -> tuple[bool, str]:
     """Ask a station whose CSR is defective; the CSMS must refuse to sign it."""
-    assert running.signing is not None
-    try:
-        request = await running.signing.request(identity, actor=DEMO_ACTOR)
-    except CommandFailed as exc:
-        return False, str(exc)
-    assert request.id is not None
-    settled = await _settled(running, request.id)
+    outcome = await _request_and_settle(running, identity)
+    if isinstance(outcome, str):
+        return False, outcome
+    request_id, settled = outcome
     if settled is None or settled.state is not CertificateRequestState.REJECTED:
-        return False, f"request {request.id} was not refused"
+        return False, f"request {request_id} was not refused"
     return True, f"CSR refused: {settled.reason}"
 
 

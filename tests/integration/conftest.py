@@ -63,6 +63,20 @@ async def csms(csms_settings: dict[str, Any]) -> AsyncIterator[RunningCsms]:
         await running.stop()
 
 
+@pytest.fixture
+async def ca_csms(tmp_path: Path, pki_template: Path) -> AsyncIterator[RunningCsms]:
+    """A CSMS with its own CA (a copy of the session's), so it signs station certificates."""
+    from tlskit import tls_settings
+
+    running = await start_csms(
+        tls_settings(tmp_path / "csms", pki_template, allow_profile_0=False), with_api=False
+    )
+    try:
+        yield running
+    finally:
+        await running.stop()
+
+
 Register = Callable[..., Awaitable[str | None]]
 
 

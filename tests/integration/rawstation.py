@@ -18,6 +18,7 @@ from wsclient import BOOT_16, BOOT_201, basic, open_station
 from chargewarden.app import RunningCsms
 from chargewarden.rpc.versions import OcppVersion
 from chargewarden.stations import NewStation, register_station
+from chargewarden.store import Store
 
 AUTH_KEY = "9F3A61C2D4E5F60718293A4B5C6D7E8F90A1B2C3"
 PASSWORD = "Csr-Station-Pass-42"
@@ -94,15 +95,19 @@ def tampered(pem: str) -> str:
     return broken.public_bytes(serialization.Encoding.PEM).decode()
 
 
-async def add_station(csms: RunningCsms, identity: str, version: OcppVersion) -> None:
+async def register_test_station(
+    store: Store, identity: str, version: OcppVersion, profile: int = 1
+) -> None:
+    """Register a station with this module's secret (profiles 1 and 2) or none (profile 3)."""
+    with_secret = profile in (1, 2)
     await register_station(
-        csms.store,
+        store,
         NewStation(
             identity=identity,
             ocpp_version=version,
-            security_profile=1,
-            auth_key_hex=AUTH_KEY if version is V16 else None,
-            password=PASSWORD if version is V201 else None,
+            security_profile=profile,
+            auth_key_hex=AUTH_KEY if with_secret and version is V16 else None,
+            password=PASSWORD if with_secret and version is V201 else None,
             generate_secret=False,
             serial_number=None,
             cpo_name=None,
@@ -110,6 +115,10 @@ async def add_station(csms: RunningCsms, identity: str, version: OcppVersion) ->
         ),
         actor="test",
     )
+
+
+async def add_station(csms: RunningCsms, identity: str, version: OcppVersion) -> None:
+    await register_test_station(csms.store, identity, version)
 
 
 def connect(csms: RunningCsms, identity: str, version: OcppVersion) -> Any:

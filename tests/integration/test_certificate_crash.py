@@ -20,14 +20,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from rawstation import AUTH_KEY, RawStation, make_csr
+from rawstation import AUTH_KEY, RawStation, make_csr, register_test_station
 from tlskit import CPO
 from websockets.asyncio.client import connect
 from wsclient import BOOT_16, basic
 
 from chargewarden.config import load_settings
 from chargewarden.rpc.versions import OcppVersion
-from chargewarden.stations import NewStation, register_station
 from chargewarden.store import Store
 from chargewarden.store.records import CertificateRequestState
 
@@ -84,21 +83,7 @@ async def data_dir(tmp_path: Path, pki_template: Path) -> Path:
     shutil.copytree(pki_template, tmp_path / "pki")
     settings = load_settings(None, data_dir=tmp_path)
     async with await Store.open(settings.effective_database_url) as store:
-        await register_station(
-            store,
-            NewStation(
-                identity=IDENTITY,
-                ocpp_version=OcppVersion.V16,
-                security_profile=1,
-                auth_key_hex=AUTH_KEY,
-                password=None,
-                generate_secret=False,
-                serial_number=None,
-                cpo_name=None,
-                strict_password=False,
-            ),
-            actor="test",
-        )
+        await register_test_station(store, IDENTITY, OcppVersion.V16)
     return tmp_path
 
 

@@ -8,17 +8,17 @@ TC_M_01–05 / TC_M_12–21: roots installed, listed and deleted in every hash a
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from rawstation import add_station
-from tlskit import CPO, foreign_ca, tls_settings
+from rawstation import add_station, register_test_station
+from tlskit import CPO, foreign_ca
 
-from chargewarden.app import RunningCsms, start_csms
+from chargewarden.app import RunningCsms
 from chargewarden.demo_tls import issue_for_station, tls_config
 from chargewarden.domain.station_certificates import InvalidCertificateFile
 from chargewarden.domain.station_commands import CommandFailed, FailureKind, RootCertificateKind
@@ -26,21 +26,9 @@ from chargewarden.pki.hashdata import normalize_serial
 from chargewarden.rpc.versions import OcppVersion
 from chargewarden.simulator.config import StationConfig
 from chargewarden.simulator.runner import StationRunner
-from chargewarden.stations import NewStation, register_station
 from chargewarden.store.records import CertificateRequestState
 
 V16, V201 = OcppVersion.V16, OcppVersion.V201
-
-
-@pytest.fixture
-async def ca_csms(tmp_path: Path, pki_template: Path) -> AsyncIterator[RunningCsms]:
-    running = await start_csms(
-        tls_settings(tmp_path / "csms", pki_template, allow_profile_0=False), with_api=False
-    )
-    try:
-        yield running
-    finally:
-        await running.stop()
 
 
 async def until(predicate: Callable[[], object], timeout: float = 15.0) -> None:
@@ -57,21 +45,7 @@ async def until(predicate: Callable[[], object], timeout: float = 15.0) -> None:
 async def profile_3_station(
     csms: RunningCsms, identity: str, version: OcppVersion, state_dir: Path, **extra: object
 ) -> StationConfig:
-    await register_station(
-        csms.store,
-        NewStation(
-            identity=identity,
-            ocpp_version=version,
-            security_profile=3,
-            auth_key_hex=None,
-            password=None,
-            generate_secret=False,
-            serial_number=None,
-            cpo_name=None,
-            strict_password=False,
-        ),
-        actor="test",
-    )
+    await register_test_station(csms.store, identity, version, 3)
     client = await issue_for_station(csms, identity)
     config = tls_config(csms, identity, version, 3, client=client)
     return replace(config, cpo_name=CPO, state_dir=state_dir, **extra)  # type: ignore[arg-type]
@@ -155,7 +129,7 @@ async def test_CRT_02_simulator_csr_with_wrong_o_is_rejected(
         await until(rejected)
         assert runner.state.connected
     stored = await ca_csms.store.certificate_requests.get(request.id or -1)
-    assert stored is not None and stored.reason and "O" in stored.reason
+    assert stored is not None and stored.reason and "organization (O)" in stored.reason
     assert len(await ca_csms.store.certificates.list(station=identity)) == 1  # only the old one
 
 

@@ -8,7 +8,6 @@ TLS reconnects on the new certificate) are in test_certificate_lifecycle.py.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -22,26 +21,18 @@ from tlskit import CPO, tls_settings
 from wsclient import BOOT_16, BOOT_201
 
 from chargewarden.app import RunningCsms, start_csms
-from chargewarden.domain.station_commands import CommandFailed, FailureKind
+from chargewarden.domain.certificate_signing import CertificateSigning
+from chargewarden.domain.station_commands import CommandFailed, FailureKind, StationChannel
+from chargewarden.pki.signer import SignedCertificate, SignerError, SigningRequest
 from chargewarden.rpc.versions import OcppVersion
 from chargewarden.security.events import CsmsEvent
+from chargewarden.security.recorder import SecurityRecorder
 from chargewarden.store.records import CertificateRequestState, RequestOrigin
 
 V16, V201 = OcppVersion.V16, OcppVersion.V201
 SUBPROTOCOL = {V16: "ocpp1.6", V201: "ocpp2.0.1"}
 BOOT = {V16: BOOT_16, V201: BOOT_201}
 TRIGGER = {V16: "ExtendedTriggerMessage", V201: "TriggerMessage"}
-
-
-@pytest.fixture
-async def ca_csms(tmp_path: Path, pki_template: Path) -> AsyncIterator[RunningCsms]:
-    running = await start_csms(
-        tls_settings(tmp_path, pki_template, allow_profile_0=False), with_api=False
-    )
-    try:
-        yield running
-    finally:
-        await running.stop()
 
 
 def sign_certificate(version: OcppVersion, csr: str) -> dict[str, Any]:
@@ -221,6 +212,9 @@ async def test_CRT_02_csrs_are_rate_limited_per_station(ca_csms: RunningCsms) ->
         assert reply[2]["status"] == "Rejected"
     newest = (await ca_csms.store.certificate_requests.list(station_identity=identity))[0]
     assert newest.reason and "last hour" in newest.reason
+    events = await ca_csms.store.events.list(station=identity, limit=1)
+    assert events[0].type == CsmsEvent.CSR_REJECTED
+    assert events[0].tech_info is not None and "last hour" in events[0].tech_info
 
 
 async def test_CRT_01_trigger_refused_or_offline_is_reported(ca_csms: RunningCsms) -> None:
@@ -240,3 +234,63 @@ async def test_CRT_01_trigger_refused_or_offline_is_reported(ca_csms: RunningCsm
     assert refused.value.kind is FailureKind.REFUSED
     requests = await ca_csms.store.certificate_requests.list(station_identity="CSR-OFFLINE")
     assert [r.state for r in requests] == [CertificateRequestState.FAILED]
+
+
+async def test_CRT_02_unanswered_certificate_given_up_after_max_attempts_with_alert(
+    tmp_path: Path, pki_template: Path
+) -> None:
+    settings = tls_settings(
+        tmp_path, pki_template, allow_profile_0=False, certificates={"max_delivery_attempts": 1}
+    )
+    csms = await start_csms(settings, with_api=False)
+    try:
+        identity = "CSR-GIVEUP"
+        await add_station(csms, identity, V201)
+        async with connect(csms, identity, V201) as ws:
+            station = RawStation(ws)
+            await boot(station, V201)
+            csr, _ = make_csr(identity)
+            await station.call("SignCertificate", sign_certificate(V201, csr))
+            await station.expect_call("CertificateSigned")  # and never answered
+        async with connect(csms, identity, V201) as ws:
+            station = RawStation(ws)
+            await boot(station, V201)
+            await station.nothing_for(0.5)  # not sent a second time
+        (request,) = await csms.store.certificate_requests.list(station_identity=identity)
+        assert request.state is CertificateRequestState.FAILED
+        assert request.reason == "CertificateSigned unanswered after 1 attempts"
+        alerts = await csms.store.alerts.list(station_identity=identity)
+        assert [a.kind for a in alerts] == ["certificate.delivery_failed"]
+    finally:
+        await csms.stop()
+
+
+class UnavailableSigner:
+    """An external signer (a CertificateSigner) whose CA cannot be reached."""
+
+    async def sign(self, request: SigningRequest) -> SignedCertificate:
+        raise SignerError("the external CA did not answer")
+
+
+async def test_CRT_02_signer_failure_rejects_the_csr_and_alerts(ca_csms: RunningCsms) -> None:
+    assert ca_csms.signing is not None
+    identity = "CSR-NOSIGNER"
+    await add_station(ca_csms, identity, V201)
+    signing = CertificateSigning(
+        ca_csms.store,
+        UnavailableSigner(),
+        StationChannel(ca_csms.registry, 5.0),
+        SecurityRecorder(ca_csms.store),
+        ca_csms.alerts,
+        ca_csms.settings.certificates,
+        CPO,
+    )
+    follow_ups: list[object] = []
+    accepted = await signing.on_csr(identity, make_csr(identity)[0], None, None, follow_ups.append)
+    assert accepted is False and follow_ups == []  # nothing to deliver
+    (request,) = await ca_csms.store.certificate_requests.list(station_identity=identity)
+    assert request.state is CertificateRequestState.REJECTED
+    assert request.reason == "signer failed: the external CA did not answer"
+    alerts = await ca_csms.store.alerts.list(station_identity=identity)
+    assert [a.kind for a in alerts] == ["certificate.signer_failed"]
+    assert await ca_csms.store.certificates.list(station=identity) == []

@@ -324,8 +324,7 @@ def test_demo_once_admits_and_refuses_as_expected(tmp_path: Path):
     # The certificate phase: a renewal per OCPP version and a refused CSR (issue 4's demo).
     for fragment in ("DEMO-16-P3", "DEMO-201-P3"):
         assert any(
-            line.startswith(fragment) and " renewed " in line
-            for line in result.stdout.splitlines()
+            line.startswith(fragment) and " renewed " in line for line in result.stdout.splitlines()
         ), result.stdout
     assert "CSR refused" in result.stdout
     assert "NOT as expected" not in result.stdout

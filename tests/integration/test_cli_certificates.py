@@ -2,7 +2,7 @@
 
 `serve` writes the local-cli token file (0600, in a 0700 directory) and removes it when it
 stops; the station commands find the server through it. The station is a raw WebSocket client
-answering the CSMS's certificate calls (AnsweringStation, from test_api_certificates).
+answering the CSMS's certificate calls (AnsweringStation, from answering_station.py).
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from rawstation import AUTH_KEY, make_csr
-from test_api_certificates import AnsweringStation
+from answering_station import AnsweringStation
+from rawstation import AUTH_KEY, make_csr, register_test_station
 from tlskit import CPO
 from websockets.asyncio.client import connect
 from wsclient import BOOT_16, basic
@@ -32,7 +32,6 @@ from chargewarden.api.local_token import LOCAL_OPERATOR, publish_local_token
 from chargewarden.config import load_settings
 from chargewarden.rpc.versions import OcppVersion
 from chargewarden.security.tokens import split_lookup, token_matches
-from chargewarden.stations import NewStation, register_station
 from chargewarden.store import Store
 
 CLI = Path(sys.executable).parent / "chargewarden"
@@ -263,21 +262,7 @@ async def register(data_dir: Path) -> None:
     async with await Store.open(load_settings(None, data_dir=data_dir).effective_database_url) as (
         store
     ):
-        await register_station(
-            store,
-            NewStation(
-                identity=IDENTITY,
-                ocpp_version=OcppVersion.V16,
-                security_profile=1,
-                auth_key_hex=AUTH_KEY,
-                password=None,
-                generate_secret=False,
-                serial_number=None,
-                cpo_name=None,
-                strict_password=False,
-            ),
-            actor="test",
-        )
+        await register_test_station(store, IDENTITY, OcppVersion.V16)
 
 
 @pytest.fixture

@@ -25,7 +25,7 @@ from urllib.parse import quote
 import httpx
 import pytest
 from cryptography import x509
-from rawstation import RawStation, add_station, boot, connect
+from rawstation import RawStation, add_station, boot, connect, register_test_station
 from tlskit import CPO, client_context, pem, tls_settings
 from websockets.asyncio.client import connect as ws_connect
 from wsclient import BOOT_16, BOOT_201, call
@@ -39,7 +39,6 @@ from chargewarden.pki.provision import provision_station
 from chargewarden.pki.recording import record_hierarchy
 from chargewarden.pki.rollover import prepare_rollover, rollover_status, switch_root
 from chargewarden.rpc.versions import OcppVersion
-from chargewarden.stations import NewStation, register_station
 
 V16, V201 = OcppVersion.V16, OcppVersion.V201
 ARCC = "AdditionalRootCertificateCheck"
@@ -248,21 +247,7 @@ async def test_CRT_08_root_rollover_install_switch_and_reload(
 
     # A profile-3 station with a certificate from before the switch.
     identity3 = f"RR{tag}-P3"
-    await register_station(
-        running.store,
-        NewStation(
-            identity=identity3,
-            ocpp_version=version,
-            security_profile=3,
-            auth_key_hex=None,
-            password=None,
-            generate_secret=False,
-            serial_number=None,
-            cpo_name=None,
-            strict_password=False,
-        ),
-        actor="test",
-    )
+    await register_test_station(running.store, identity3, version, 3)
     provisioned = await provision_station(
         running.pki,
         running.store,

@@ -6,7 +6,6 @@ the `station` app in cli/stations.py) and `chargewarden alerts`.
 
 from __future__ import annotations
 
-from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -14,18 +13,12 @@ import typer
 
 from chargewarden.cli.api_client import ApiUrlOption, api_client, segment, waiting
 from chargewarden.cli.common import ConfigOption, DataDirOption, fail, print_table
+from chargewarden.domain.station_commands import RootCertificateKind
 
 IdentityArgument = Annotated[str, typer.Argument(help="Station identity")]
 # A PEM file holds one certificate (OCPP allows 5500 characters); anything far larger is a
 # mistake, and is not read into memory.
 MAX_PEM_FILE_BYTES = 64 * 1024
-
-
-class RootKind(StrEnum):
-    CSMS_ROOT = "csms-root"
-    MANUFACTURER_ROOT = "manufacturer-root"
-    V2G_ROOT = "v2g-root"
-    MO_ROOT = "mo-root"
 
 
 def _time(value: str | None) -> str:
@@ -58,7 +51,9 @@ def _read_pem(path: Path) -> str:
 
 def install_root(
     identity: IdentityArgument,
-    kind: Annotated[RootKind, typer.Option("--type", help="Which root store to install into")],
+    kind: Annotated[
+        RootCertificateKind, typer.Option("--type", help="Which root store to install into")
+    ],
     file: Annotated[
         Path | None,
         typer.Option(

@@ -176,7 +176,7 @@ class CertificateSigning:
             station_identity=identity,
         )
         issued, stored = await self._store.certificate_requests.issue(
-            _with(request, csr_received_at=now, chain_pem=signed.chain_pem), certificate
+            replace(request, csr_received_at=now, chain_pem=signed.chain_pem), certificate
         )
         log.info(
             "signed a %s certificate for station %s (serial %s, request %s)",
@@ -201,7 +201,7 @@ class CertificateSigning:
     ) -> bool:
         if request.id is None:
             await self._store.certificate_requests.add(
-                _with(request, state=State.REJECTED, reason=reason, csr_received_at=now)
+                replace(request, state=State.REJECTED, reason=reason, csr_received_at=now)
             )
         else:
             await self._store.certificate_requests.update(
@@ -324,7 +324,3 @@ class CertificateSigning:
             ):
                 expired += 1
         return expired
-
-
-def _with(request: CertificateRequestRecord, **changes: object) -> CertificateRequestRecord:
-    return replace(request, **changes)  # type: ignore[arg-type]

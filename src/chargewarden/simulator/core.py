@@ -28,6 +28,7 @@ from chargewarden.simulator.config import StationConfig, basic_auth_header
 from chargewarden.simulator.settings16 import Settings16
 from chargewarden.simulator.settings201 import Settings201
 from chargewarden.simulator.values import (
+    is_valid_cpo_name,
     is_valid_password,
     ocpp_timestamp,
     parse_key_hex,
@@ -130,6 +131,13 @@ class StationCore:
     @cpo_name.setter
     def cpo_name(self, value: str) -> None:
         self.certificates.cpo_name = value
+
+    def change_cpo_name(self, text: str) -> bool:
+        """CpoName (1.6) / SecurityCtrlr.OrganizationName (2.0.1) written by the CSMS."""
+        if not is_valid_cpo_name(text):
+            return False
+        self.cpo_name = text
+        return True
 
     @property
     def heartbeat_interval(self) -> float:

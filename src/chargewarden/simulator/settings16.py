@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, NamedTuple
 
-from chargewarden.simulator.values import is_valid_cpo_name, parse_non_negative_int
+from chargewarden.simulator.values import parse_non_negative_int
 
 if TYPE_CHECKING:
     from chargewarden.simulator.core import Handler, Payload, StationCore
@@ -48,7 +48,7 @@ class Settings16:
             # Write-only (whitepaper §7.2, A01.FR.12): the station never discloses the key.
             "AuthorizationKey": ConfigKey(None, core.change_auth_key),
             # O of the station's CSRs (whitepaper A02.FR.13).
-            "CpoName": ConfigKey(lambda: core.cpo_name, self._set_cpo_name),
+            "CpoName": ConfigKey(lambda: core.cpo_name, core.change_cpo_name),
             "CertificateStoreMaxLength": ConfigKey(lambda: str(core.config.root_store_limit), None),
             # Not implemented: a new CSMS root need not be signed by the old one (M05.FR.08).
             "AdditionalRootCertificateCheck": ConfigKey(lambda: "false", None),
@@ -70,11 +70,6 @@ class Settings16:
 
         return set_value
 
-    def _set_cpo_name(self, text: str) -> bool:
-        if not is_valid_cpo_name(text):
-            return False
-        self._core.cpo_name = text
-        return True
 
     def handlers(self) -> dict[str, Handler]:
         return {

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from chargewarden.simulator.certhandlers import CSR_TRIGGERS_201
 from chargewarden.simulator.settings16 import ConfigKey, as_handler
-from chargewarden.simulator.values import is_valid_cpo_name, parse_non_negative_int
+from chargewarden.simulator.values import parse_non_negative_int
 
 if TYPE_CHECKING:
     from chargewarden.simulator.core import Handler, Payload, StationCore
@@ -28,7 +28,7 @@ class Settings201:
             ("SecurityCtrlr", "BasicAuthPassword"): ConfigKey(None, core.change_password),
             # O of the station's CSRs (A02.FR.03/13).
             ("SecurityCtrlr", "OrganizationName"): ConfigKey(
-                lambda: core.cpo_name, self._set_organization
+                lambda: core.cpo_name, core.change_cpo_name
             ),
             ("SecurityCtrlr", "CertificateEntries"): ConfigKey(
                 lambda: str(len(core.certificates.installed())), None
@@ -54,11 +54,6 @@ class Settings201:
 
         return set_value
 
-    def _set_organization(self, text: str) -> bool:
-        if not is_valid_cpo_name(text):
-            return False
-        self._core.cpo_name = text
-        return True
 
     def handlers(self) -> dict[str, Handler]:
         return {
