@@ -16,7 +16,7 @@ from chargewarden.domain.certificate_signing import CertificateSigning
 from chargewarden.domain.presence import PresenceRecorder
 from chargewarden.domain.renewal import CertificateRenewal
 from chargewarden.domain.root_rollover import RootRollover
-from chargewarden.domain.station_calls import StationCalls
+from chargewarden.domain.station_calls import StationCalls, utc_now
 from chargewarden.domain.station_certificates import StationCertificates
 from chargewarden.domain.station_commands import StationChannel
 from chargewarden.gateway.admission import AdmissionPolicy
@@ -28,7 +28,7 @@ from chargewarden.pki.crl import (
     make_csms_root_provider,
 )
 from chargewarden.pki.hierarchy import Pki, ensure_pki, record_hierarchy
-from chargewarden.pki.material import load_tls_material
+from chargewarden.pki.material import csms_root_pem, load_tls_material
 from chargewarden.pki.passphrase import load_passphrase
 from chargewarden.pki.signer import BuiltInSigner
 from chargewarden.security.alerts import Alerts
@@ -37,6 +37,12 @@ from chargewarden.security.throttle import AdmissionThrottle
 from chargewarden.security.verifier import CredentialVerifier, VerificationCache
 from chargewarden.store import Store
 from chargewarden.watchers import PkiWatcher
+from chargewarden.workflows.engine import JobEngine
+from chargewarden.workflows.fleet import FleetJob
+from chargewarden.workflows.rotation import RotateCredentials
+from chargewarden.workflows.service import JobService
+from chargewarden.workflows.steps import WorkflowDeps
+from chargewarden.workflows.upgrade import UpgradeProfile
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +68,8 @@ class RunningCsms:
     station_certificates: StationCertificates
     signing: CertificateSigning | None
     renewal: CertificateRenewal | None
+    engine: JobEngine
+    jobs: JobService
 
     @property
     def ws_url(self) -> str:
@@ -91,6 +99,7 @@ class RunningCsms:
             await self.api.stop()
         if self.renewal is not None:
             await self.renewal.stop()
+        await self.engine.stop()
         if self.watcher is not None:
             await self.watcher.stop()
         await self.gateway.stop()
@@ -167,6 +176,25 @@ async def start_csms(settings: Settings, *, with_api: bool = True) -> RunningCsm
             renewal = CertificateRenewal(store, signing, registry, settings.certificates)
         addresses = await gateway.start(listeners)
         undo.push_async_callback(gateway.stop)
+        engine, jobs = _jobs(
+            settings,
+            WorkflowDeps(
+                store=store,
+                channel=channel,
+                registry=registry,
+                alerts=alerts,
+                settings=settings.jobs,
+                clock=utc_now,
+                station_certificates=station_certificates,
+                signing=signing,
+            ),
+            addresses[1] if len(addresses) > 1 else None,
+        )
+        calls.jobs = engine
+        if settings.jobs.auto_rotate_held:
+            calls.auto_rotation = jobs
+        await engine.start()
+        undo.push_async_callback(engine.stop)
         api = None
         if with_api:
             context = ApiContext(
@@ -181,6 +209,7 @@ async def start_csms(settings: Settings, *, with_api: bool = True) -> RunningCsm
                 builtin_roots=builtin_root_provider(pki) if pki else None,
                 rollover=RootRollover(channel, station_certificates, store) if pki else None,
                 settings=settings,
+                jobs=jobs,
             )
             api = await ApiServer.start(create_api(context), settings.host, settings.api_port)
         if watcher is not None:
@@ -204,7 +233,31 @@ async def start_csms(settings: Settings, *, with_api: bool = True) -> RunningCsm
         station_certificates=station_certificates,
         signing=signing,
         renewal=renewal,
+        engine=engine,
+        jobs=jobs,
     )
+
+
+def _jobs(
+    settings: Settings, deps: WorkflowDeps, wss_address: tuple[str, int] | None
+) -> tuple[JobEngine, JobService]:
+    if wss_address is not None:
+        # The bound port, not the configured one: 0 means "any free port".
+        wss_url = settings.jobs.public_wss_url or (
+            f"wss://{settings.public_hostname}:{wss_address[1]}/ocpp"
+        )
+        deps.wss_url = lambda: wss_url
+        deps.csms_roots = lambda: csms_root_pem(settings)
+    engine = JobEngine(deps)
+    engine.register(RotateCredentials(deps))
+    engine.register(UpgradeProfile(deps))
+    engine.register(FleetJob(deps, engine))
+    service = JobService(
+        engine,
+        tls_available=wss_address is not None,
+        fleet_concurrency=settings.jobs.fleet_concurrency,
+    )
+    return engine, service
 
 
 async def run_until_signalled(running: RunningCsms) -> None:

@@ -123,6 +123,53 @@ class CertificateSettings(BaseModel):
     max_delivery_attempts: int = Field(5, ge=1, le=100)
 
 
+class JobSettings(BaseModel):
+    """Durable jobs: password rotation and security-profile upgrades (workflows/)."""
+
+    model_config = {"extra": "forbid"}
+
+    poll_seconds: float = Field(
+        5.0, gt=0, le=3600, description="how often waiting jobs are looked at again"
+    )
+    answer_wait_seconds: float = Field(
+        900.0,
+        gt=0,
+        description="a station that did not answer a credential change has this long to show "
+        "which credential it uses before the rotation fails",
+    )
+    reconnect_wait_seconds: float = Field(
+        3600.0, gt=0, description="an upgraded station not back on its new profile is reported"
+    )
+    certificate_wait_seconds: float = Field(
+        3600.0, gt=0, description="an upgrade to profile 3 waits this long for the certificate"
+    )
+    max_attempts: int = Field(
+        3, ge=1, le=20, description="credential changes sent again after a CSMS restart"
+    )
+    fleet_concurrency: int = Field(10, ge=1, le=1000)
+    auto_rotate_held: bool = Field(
+        True,
+        description="rotate the credentials of a station held in Pending for a credential "
+        "update as soon as it boots (PWD-03)",
+    )
+    public_wss_url: str | None = Field(
+        None,
+        description="wss URL 2.0.1 stations are given on an upgrade, without the identity; "
+        "default wss://<public_hostname>:<wss_port>/ocpp",
+    )
+    network_interface: Literal[
+        "Wired0", "Wired1", "Wired2", "Wired3", "Wireless0", "Wireless1", "Wireless2", "Wireless3"
+    ] = "Wired0"
+    message_timeout: int = Field(30, ge=1, le=600)
+
+    @field_validator("public_wss_url")
+    @classmethod
+    def _wss_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith("wss://"):
+            raise ValueError("must be a wss:// URL")
+        return value.rstrip("/") if value else value
+
+
 class AlertSettings(BaseModel):
     """Where operator alerts go besides the store and the log."""
 
@@ -188,6 +235,7 @@ class Settings(BaseSettings):
     throttle: ThrottleSettings = Field(default_factory=ThrottleSettings)
     certificates: CertificateSettings = Field(default_factory=CertificateSettings)
     alerts: AlertSettings = Field(default_factory=AlertSettings)
+    jobs: JobSettings = Field(default_factory=JobSettings)
 
     @field_validator("host", "public_hostname", "cpo_name")
     @classmethod

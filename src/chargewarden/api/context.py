@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from chargewarden.domain.root_rollover import RootRollover
     from chargewarden.domain.station_certificates import StationCertificates
     from chargewarden.store import Store
+    from chargewarden.workflows.service import JobService
 
 
 @dataclass
@@ -39,6 +40,8 @@ class ApiContext:
     # settings say where the CA directory, and so the prepared rollover, is.
     rollover: RootRollover | None = None
     settings: Settings | None = None
+    # Password rotation and profile upgrades (workflows/); None in API-only tests.
+    jobs: JobService | None = None
 
 
 def get_context(request: Request) -> ApiContext:

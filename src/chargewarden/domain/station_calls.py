@@ -17,6 +17,8 @@ from chargewarden.store.records import ConnectorStatusRecord, RegistrationStatus
 
 if TYPE_CHECKING:
     from chargewarden.domain.certificate_signing import CertificateSigning
+    from chargewarden.workflows.engine import JobEngine
+    from chargewarden.workflows.service import JobService
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +89,10 @@ class StationCalls:
         self._presence = presence
         # Set by the composition root; None where certificates are not managed (tests).
         self.certificates: CertificateSigning | None = None
+        # Set by the composition root: jobs waiting for a station resume when it is back.
+        self.jobs: JobEngine | None = None
+        # Set when held stations get their credentials rotated automatically (PWD-03).
+        self.auto_rotation: JobService | None = None
 
     def seen(self, identity: str, at: datetime) -> None:
         self._presence.seen(identity, at)
@@ -137,6 +143,18 @@ class StationCalls:
                 last_seen=now,
             )
         session.boot_status = status
+        if (
+            status is RegistrationStatus.PENDING
+            and station is not None
+            and station.needs_credential_update
+            and self.auto_rotation is not None
+        ):
+            service = self.auto_rotation
+            session.after_reply(lambda: service.ensure_rotation(session.identity))
+        engine = self.jobs
+        if engine is not None and status is not RegistrationStatus.REJECTED:
+            # Pending included: a held station is configured while it waits (A01.FR.05).
+            session.after_reply(lambda: _announce(engine, session.identity))
         if status is RegistrationStatus.ACCEPTED and self.certificates is not None:
             # Certificates issued but not acknowledged (restart, dropped connection) go out
             # again once the station is accepted.
@@ -194,7 +212,11 @@ class StationCalls:
 
     def connected(self, session: StationSession, certificate_fingerprint: str | None) -> None:
         """Queue what a fresh connection owes the station: certificates issued but not yet
-        acknowledged, and retiring the certificates a renewed one replaces."""
+        acknowledged, retiring the certificates a renewed one replaces, and its waiting jobs."""
+        engine = self.jobs
+        if engine is not None and session.boot_status is RegistrationStatus.ACCEPTED:
+            # Accepted before, so it need not boot again (2.0.1 Part 4 §5.3): resume now.
+            session.after_reply(lambda: _announce(engine, session.identity))
         certificates = self.certificates
         if certificates is None:
             return
@@ -215,3 +237,7 @@ class StationCalls:
         return await self.certificates.on_csr(
             session.identity, csr, certificate_type, session.peer, session.after_reply
         )
+
+
+async def _announce(engine: JobEngine, identity: str) -> None:
+    engine.station_connected(identity)

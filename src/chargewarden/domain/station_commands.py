@@ -48,6 +48,18 @@ class CommandFailed(Exception):
 
 
 @dataclass(frozen=True, slots=True)
+class ProfilePlan:
+    """Where a 2.0.1 station is told to connect after an upgrade (1.6 stations keep their URL
+    and switch scheme themselves)."""
+
+    csms_url: str  # wss URL of our listener, without the station identity
+    slot: int = 0
+    priority: tuple[int, ...] = ()  # slots in use before, kept as fallbacks after the new one
+    message_timeout: int = 30
+    interface: str = "Wired0"
+
+
+@dataclass(frozen=True, slots=True)
 class Command:
     action: str
     payload: Payload
@@ -73,6 +85,30 @@ class VersionCommands(Protocol):
     def delete_certificate(self, hash_data: dict[str, str]) -> Command: ...
 
     def kind_of(self, certificate_type: str) -> RootCertificateKind | None: ...
+
+    # --- credentials and security profiles (PWD-01/02, UPG-01/02) ---
+
+    def set_credential(self, secret: str) -> Command:
+        """1.6 AuthorizationKey (40 hex digits) / 2.0.1 BasicAuthPassword."""
+        ...
+
+    def change_status(self, command: Command, answer: Payload) -> str:
+        """The station's verdict on a change, as the spec names it (Accepted, Rejected, ...)."""
+        ...
+
+    def reset(self) -> Command:
+        """A reboot that waits for running transactions (2.0.1 OnIdle, 1.6 Soft)."""
+        ...
+
+    def priority_query(self) -> Command | None:
+        """How to read the network configuration slots in use; None where there are none."""
+        ...
+
+    def slots_in_use(self, answer: Payload) -> list[int]: ...
+
+    def profile_change(self, target: int, plan: ProfilePlan) -> list[Command]:
+        """The calls that make the station reconnect on ``target`` (answers must be positive)."""
+        ...
 
 
 def commands_for(version: OcppVersion) -> VersionCommands:

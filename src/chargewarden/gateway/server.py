@@ -330,6 +330,8 @@ class Gateway:
         now = datetime.now(UTC)
         if accept.commits_pending_profile:
             await self._commit_pending_profile(station, accept.profile)
+        if accept.credential is CredentialMatch.PENDING and station.pending_credential_hash:
+            await self._commit_pending_credential(station, station.pending_credential_hash)
         session = StationSession(accept.identity, accept.version, peer, station.last_boot_status)
         info = ConnectionInfo(
             identity=accept.identity,
@@ -370,6 +372,24 @@ class Gateway:
         finally:
             self._registry.unregister(link)
             log.info("station %s disconnected", accept.identity)
+
+    async def _commit_pending_credential(self, station: StationRecord, pending: str) -> None:
+        # The station proved it holds the new secret, so it applied the change even if its
+        # answer never reached us (timeout, CSMS restart): from now on only the new one counts.
+        if not await self._store.stations.promote_pending_credential(station.identity, pending):
+            return  # already promoted by the rotation, or replaced meanwhile
+        await self._store.audit.add(
+            AuditRecord(
+                actor="system",
+                action="station.credential.committed",
+                target=station.identity,
+                details={"by": "connection with the new credential"},
+            )
+        )
+        log.info(
+            "station %s connected with its new credential; the old one is refused",
+            station.identity,
+        )
 
     async def _commit_pending_profile(self, station: StationRecord, profile: int) -> None:
         await self._store.stations.update(

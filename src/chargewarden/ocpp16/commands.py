@@ -7,6 +7,7 @@ from chargewarden.domain.station_commands import (
     CommandFailed,
     FailureKind,
     Payload,
+    ProfilePlan,
     RootCertificateKind,
 )
 from chargewarden.pki.csr_policy import StationCertificateType
@@ -66,3 +67,22 @@ class Commands16:
 
     def kind_of(self, certificate_type: str) -> RootCertificateKind | None:
         return _KINDS.get(certificate_type)
+
+    def set_credential(self, secret: str) -> Command:
+        return Command("ChangeConfiguration", {"key": "AuthorizationKey", "value": secret})
+
+    def change_status(self, command: Command, answer: Payload) -> str:
+        return str(answer.get("status", ""))
+
+    def reset(self) -> Command:
+        return Command("Reset", {"type": "Soft"})
+
+    def priority_query(self) -> Command | None:
+        return None
+
+    def slots_in_use(self, answer: Payload) -> list[int]:
+        return []
+
+    def profile_change(self, target: int, plan: ProfilePlan) -> list[Command]:
+        # Whitepaper A05: the charge point reconnects on its own after Accepted (A05.FR.06/07).
+        return [Command("ChangeConfiguration", {"key": "SecurityProfile", "value": str(target)})]

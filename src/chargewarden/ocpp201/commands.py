@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from chargewarden.domain.station_commands import Command, Payload, RootCertificateKind
+from chargewarden.domain.station_commands import (
+    Command,
+    Payload,
+    ProfilePlan,
+    RootCertificateKind,
+)
 from chargewarden.pki.csr_policy import StationCertificateType
 from chargewarden.store.records import InstalledCertificate
 
@@ -13,6 +18,10 @@ _ROOT_TYPES = {
     RootCertificateKind.MO_ROOT: "MORootCertificate",
 }
 _KINDS = {value: kind for kind, value in _ROOT_TYPES.items()}
+_PRIORITY = {
+    "component": {"name": "OCPPCommCtrlr"},
+    "variable": {"name": "NetworkConfigurationPriority"},
+}
 _TRIGGERS = {
     StationCertificateType.CHARGING_STATION: "SignChargingStationCertificate",
     StationCertificateType.V2G: "SignV2GCertificate",
@@ -57,3 +66,69 @@ class Commands201:
 
     def kind_of(self, certificate_type: str) -> RootCertificateKind | None:
         return _KINDS.get(certificate_type)
+
+    def set_credential(self, secret: str) -> Command:
+        return Command(
+            "SetVariables",
+            {
+                "setVariableData": [
+                    {
+                        "component": {"name": "SecurityCtrlr"},
+                        "variable": {"name": "BasicAuthPassword"},
+                        "attributeValue": secret,
+                    }
+                ]
+            },
+        )
+
+    def change_status(self, command: Command, answer: Payload) -> str:
+        if command.action == "SetVariables":
+            results = answer.get("setVariableResult") or [{}]
+            return str(results[0].get("attributeStatus", ""))
+        return str(answer.get("status", ""))
+
+    def reset(self) -> Command:
+        return Command("Reset", {"type": "OnIdle"})
+
+    def priority_query(self) -> Command | None:
+        return Command("GetVariables", {"getVariableData": [dict(_PRIORITY)]})
+
+    def slots_in_use(self, answer: Payload) -> list[int]:
+        results = answer.get("getVariableResult") or [{}]
+        if results[0].get("attributeStatus") != "Accepted":
+            return []
+        slots: list[int] = []
+        for part in str(results[0].get("attributeValue", "")).split(","):
+            if part.strip().isdigit() and int(part) not in slots:
+                slots.append(int(part))
+        return slots
+
+    def profile_change(self, target: int, plan: ProfilePlan) -> list[Command]:
+        # TC_A_19: the new profile in a free slot, that slot first, then a reboot to use it.
+        # The old slots stay behind it so a station that cannot connect falls back (A05.FR.08).
+        priority = [plan.slot, *(slot for slot in plan.priority if slot != plan.slot)]
+        return [
+            Command(
+                "SetNetworkProfile",
+                {
+                    "configurationSlot": plan.slot,
+                    "connectionData": {
+                        "ocppVersion": "OCPP20",
+                        "ocppTransport": "JSON",
+                        "ocppCsmsUrl": plan.csms_url,
+                        "messageTimeout": plan.message_timeout,
+                        "securityProfile": target,
+                        "ocppInterface": plan.interface,
+                    },
+                },
+            ),
+            Command(
+                "SetVariables",
+                {
+                    "setVariableData": [
+                        {**_PRIORITY, "attributeValue": ",".join(str(s) for s in priority)}
+                    ]
+                },
+            ),
+            self.reset(),
+        ]

@@ -217,3 +217,48 @@ class AlertRow(Base):
     details: Mapped[dict[str, Any]] = mapped_column(JSON)
     delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     delivery_attempts: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class JobRow(Base):
+    __tablename__ = "jobs"
+    __table_args__ = (
+        CheckConstraint(
+            "state IN ('pending', 'running', 'waiting-for-station', 'succeeded', 'failed', "
+            "'cancelled')",
+            name="state_known",
+        ),
+        Index("ix_jobs_state", "state"),
+        Index("ix_jobs_station_state", "station_identity", "state"),
+        Index("ix_jobs_parent_state", "parent_id", "state"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    kind: Mapped[str] = mapped_column(String)
+    state: Mapped[str] = mapped_column(String)
+    step: Mapped[str] = mapped_column(String)
+    actor: Mapped[str] = mapped_column(String)
+    # No foreign keys: a job's audit trail outlives the station it was about.
+    station_identity: Mapped[str | None] = mapped_column(String)
+    parent_id: Mapped[int | None] = mapped_column(BigId)
+    params: Mapped[dict[str, Any]] = mapped_column(JSON)
+    context: Mapped[dict[str, Any]] = mapped_column(JSON)
+    message: Mapped[str | None] = mapped_column(String)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, server_default=false())
+    wake_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    deadline: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class JobStepRow(Base):
+    __tablename__ = "job_steps"
+    __table_args__ = (Index("ix_job_steps_job_at", "job_id", "at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    job_id: Mapped[int] = mapped_column(BigId, ForeignKey("jobs.id", ondelete="CASCADE"))
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    step: Mapped[str] = mapped_column(String)
+    outcome: Mapped[str] = mapped_column(String)
+    detail: Mapped[str | None] = mapped_column(String)

@@ -76,6 +76,43 @@ class StationRepository(Repository):
                 raise StationNotFound(f"no station {identity!r}")
             return station_record(row)
 
+    async def promote_pending_credential(self, identity: str, pending_hash: str) -> bool:
+        """Make the pending credential the only one, if it is still ``pending_hash``.
+
+        Conditional so the gateway (the station proved it holds the new secret) and a rotation
+        (the station answered Accepted) can both do it, in either order, exactly once.
+        """
+        stmt = (
+            update(StationRow)
+            .where(
+                StationRow.identity == identity,
+                StationRow.pending_credential_hash == pending_hash,
+            )
+            .values(
+                credential_hash=StationRow.pending_credential_hash,
+                pending_credential_hash=None,
+                needs_credential_update=False,
+                updated_at=utcnow(),
+            )
+            .returning(StationRow.id)
+        )
+        async with self._transaction() as session:
+            return (await session.execute(stmt)).scalar_one_or_none() is not None
+
+    async def drop_pending_credential(self, identity: str, pending_hash: str) -> bool:
+        """Forget the pending credential, if it is still ``pending_hash`` (change refused)."""
+        stmt = (
+            update(StationRow)
+            .where(
+                StationRow.identity == identity,
+                StationRow.pending_credential_hash == pending_hash,
+            )
+            .values(pending_credential_hash=None, updated_at=utcnow())
+            .returning(StationRow.id)
+        )
+        async with self._transaction() as session:
+            return (await session.execute(stmt)).scalar_one_or_none() is not None
+
     async def touch(self, identity: str, at: datetime) -> None:
         """Record that the station was heard from at ``at``; no-op for an unknown identity.
 

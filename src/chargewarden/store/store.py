@@ -14,6 +14,7 @@ from chargewarden.store.cert_requests import (
 from chargewarden.store.certificates import CertificateRepository
 from chargewarden.store.db import open_engine
 from chargewarden.store.events import AuditRepository, SecurityEventRepository
+from chargewarden.store.jobs import JobRepository
 from chargewarden.store.operators import OperatorRepository
 from chargewarden.store.point_reads import PointReads
 from chargewarden.store.stations import ConnectorStatusRepository, StationRepository
@@ -44,6 +45,7 @@ class Store:
         self.certificate_requests = CertificateRequestRepository(sessions, dialect)
         self.installed_certificates = InstalledCertificatesRepository(sessions, dialect)
         self.alerts = AlertRepository(sessions, dialect)
+        self.jobs = JobRepository(sessions, dialect)
 
     @classmethod
     async def open(cls, url: str, *, migrate: bool = True) -> Store:
