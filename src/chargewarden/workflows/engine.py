@@ -58,7 +58,9 @@ class JobEngine:
         for job in await self._store.jobs.active():
             assert job.id is not None
             self._active[job.id] = job
-            if job.state is JobState.RUNNING:
+            if job.state is JobState.RUNNING or (
+                job.state is JobState.PENDING and job.parent_id is None
+            ):
                 self._due.add(job.id)
         if self._active:
             log.info("resuming %d unfinished job(s)", len(self._active))

@@ -54,6 +54,10 @@ class UpgradeProfile:
     def forget(self, job_id: int) -> None:
         self._switching.discard(job_id)
 
+    @property
+    def _max_switches(self) -> int:
+        return self._deps.settings.max_attempts
+
     def _online(self, identity: str) -> bool:
         return self._deps.registry.get(identity) is not None
 
@@ -265,7 +269,12 @@ class UpgradeProfile:
         stage = self._stage(job)
         reconnect = self._reconnect_wait(stage)
         if job.id not in self._switching:
-            return Advance("await-reconnect", "CSMS restarted during the switch", reconnect)
+            return Advance(
+                "await-reconnect",
+                "CSMS restarted during the switch; the station's next connection shows whether "
+                "it switched",
+                reconnect | {"switch_unknown": True},
+            )
         self._switching.discard(job.id)
         command = self._commands(job, station)[-1]
         try:
@@ -303,11 +312,22 @@ class UpgradeProfile:
             return Fail(f"profile {stage} is no longer pending for this station")
         link = self._deps.registry.get(station.identity)
         switched_at = datetime.fromisoformat(job.context["switched_at"])
-        if (
+        back_on_old = (
             link is not None
             and link.info.connected_since > switched_at
             and link.info.security_profile < stage
-        ):
+        )
+        switches = int(job.context.get("switches", 1))
+        if back_on_old and job.context.get("switch_unknown") and switches < self._max_switches:
+            # Our restart cut the switch short: the station never acted on it. Tell it again.
+            return Advance(
+                "switch",
+                f"station is back on profile {station.security_profile} and did not switch; "
+                "telling it again",
+                {"switch_unknown": False, "switches": switches + 1},
+            )
+        if back_on_old:
+            assert link is not None
             # A05.FR.08: it could not connect on the new profile and fell back.
             reason = (
                 f"station reconnected on profile {link.info.security_profile} instead of {stage}: "
