@@ -6,6 +6,7 @@ masked, because they end up in operator-facing output and logs.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import stat
@@ -22,7 +23,7 @@ from alembic.script import ScriptDirectory
 from alembic.util import CommandError
 from sqlalchemy import event, text
 from sqlalchemy.engine import Connection, make_url
-from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
 
@@ -34,6 +35,7 @@ log = logging.getLogger(__name__)
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 CONNECT_TIMEOUT_SECONDS = 10.0
 SQLITE_BUSY_TIMEOUT_MS = 5000
+_FIRST_CONNECT_ATTEMPTS = 5
 # Serialises migrations of CSMS nodes sharing one PostgreSQL database (any fixed 64-bit key).
 _PG_MIGRATION_LOCK = 0x4357_4D49_4752_4154
 # Execution option asking the SQLite "begin" hook for BEGIN IMMEDIATE.
@@ -158,13 +160,32 @@ def _install_sqlite_hooks(engine: AsyncEngine) -> None:
 # --- connecting and migrating --------------------------------------------------------------
 
 
+async def _first_connection(engine: AsyncEngine) -> AsyncConnection:
+    # Switching a fresh SQLite file to WAL takes an exclusive lock, and SQLite answers "database
+    # is locked" at once (without its busy handler) when several processes race for it at first
+    # start. Waiting a moment and trying again is all it takes.
+    for attempt in range(_FIRST_CONNECT_ATTEMPTS):
+        conn = None
+        try:
+            conn = await engine.connect()
+            await conn.execute(text("SELECT 1"))
+            # End the implicit transaction so migration can begin its own (BEGIN IMMEDIATE).
+            await conn.rollback()
+            return conn
+        except OperationalError as exc:
+            if conn is not None:
+                await conn.close()
+            locked = "database is locked" in str(exc)
+            if not locked or attempt + 1 == _FIRST_CONNECT_ATTEMPTS:
+                raise
+            await asyncio.sleep(0.05 * (attempt + 1))
+    raise AssertionError("unreachable")
+
+
 @asynccontextmanager
 async def _connection(engine: AsyncEngine, url: str) -> AsyncIterator[AsyncConnection]:
     try:
-        conn = await engine.connect()
-        await conn.execute(text("SELECT 1"))
-        # End the implicit transaction so migration can begin its own (BEGIN IMMEDIATE).
-        await conn.rollback()
+        conn = await _first_connection(engine)
     except Exception as exc:
         # "from None": the driver's exception chain is not ours to vet for secrets.
         raise StoreError(
