@@ -251,3 +251,110 @@ async def test_PWD_03_held_station_is_rotated_on_boot_then_accepted(csms: Runnin
     finally:
         stop.set()
         await asyncio.wait_for(task, 15)
+
+
+async def test_PWD_02_reboot_required_keeps_both_until_the_station_uses_the_new_one(
+    csms: RunningCsms,
+) -> None:
+    identity = "ROT-REBOOT"
+    await register_test_station(csms.store, identity, V201, 1)
+    async with connect(csms, identity, V201) as ws:
+        station = RawStation(ws)
+        await boot(station, V201)
+        job = await csms.jobs.rotate(identity, actor="test")
+        unique_id, payload = await station.expect_call("SetVariables")
+        new = payload["setVariableData"][0]["attributeValue"].encode()
+        await station.answer(unique_id, rotation_answer(V201, "RebootRequired"))
+        unique_id, reset = await station.expect_call("Reset")
+        assert reset == {"type": "OnIdle"}
+        await station.answer(unique_id, {"status": "Scheduled"})
+        waiting = await wait_job(csms, job.id, JobState.WAITING)
+        assert waiting.step == "confirm-reboot"
+    # Until it has rebooted, its old password must still let it in.
+    assert await admission_status(csms, identity, V201, old_secret(V201)) == 101
+    assert await admission_status(csms, identity, V201, new) == 101
+    done = await wait_job(csms, job.id)
+    assert done.state is JobState.SUCCEEDED, done.message
+    assert await admission_status(csms, identity, V201, old_secret(V201)) == 401
+
+
+@pytest.fixture
+def csms_settings(csms_settings: dict[str, object]) -> dict[str, object]:
+    # Short waits, so the "no answer" paths finish within a test.
+    return csms_settings | {
+        "call_timeout": 0.5,
+        "jobs": {"poll_seconds": 0.1, "answer_wait_seconds": 1.0},
+    }
+
+
+async def test_PWD_no_answer_on_a_live_connection_fails_after_the_wait_and_keeps_the_old(
+    csms: RunningCsms,
+) -> None:
+    identity = "ROT-SILENT"
+    await register_test_station(csms.store, identity, V16, 1)
+    async with connect(csms, identity, V16) as ws:
+        station = RawStation(ws)
+        await boot(station, V16)
+        job = await csms.jobs.rotate(identity, actor="test")
+        await station.expect_call("ChangeConfiguration")  # and never answered
+        done = await wait_job(csms, job.id)
+        assert done.state is JobState.FAILED
+        assert "still uses its old credential" in (done.message or "")
+    record = await csms.store.stations.get(identity)
+    assert record is not None and record.pending_credential_hash is None
+    assert await admission_status(csms, identity, V16, old_secret(V16)) == 101
+
+
+async def test_fleet_rotation_with_concurrency_and_an_offline_station(csms: RunningCsms) -> None:
+    from chargewarden.store.job_records import JobKind
+    from chargewarden.workflows.service import FleetSelection
+
+    for name in ("FL-1", "FL-2", "FL-3"):
+        await register_test_station(csms.store, f"{name}", V16, 1)
+    await register_test_station(csms.store, "FL-P3", V16, 3)
+    fleet, skipped = await csms.jobs.fleet(
+        JobKind.ROTATE_CREDENTIALS,
+        FleetSelection(identities=("FL-1", "FL-2", "FL-3", "FL-P3")),
+        actor="test",
+        concurrency=1,
+    )
+    assert len(skipped) == 1 and "FL-P3" in skipped[0]
+    async with Running(sim_config(csms, "FL-1", V16)), Running(sim_config(csms, "FL-2", V16)):
+
+        async def two_done() -> bool:
+            counts = await csms.store.jobs.children_by_state(fleet.id or -1)
+            return counts.get(JobState.SUCCEEDED, 0) == 2
+
+        await until(two_done)
+        parent = await csms.store.jobs.get(fleet.id or -1)
+        assert parent is not None and parent.state is JobState.WAITING
+        assert "waiting for their station" in (parent.message or "")
+        async with Running(sim_config(csms, "FL-3", V16)):
+            done = await wait_job(csms, fleet.id)
+    assert done.state is JobState.SUCCEEDED and "3/3 finished" in (done.message or "")
+    # Concurrency 1: no two children were ever running at once.
+    children = await csms.store.jobs.list(parent_id=fleet.id)
+    assert all(c.state is JobState.SUCCEEDED for c in children)
+    spans = []
+    for child in children:
+        steps = await csms.store.jobs.steps(child.id or -1)
+        started = next(s.at for s in steps if s.outcome == "started")
+        spans.append((started, child.finished_at))
+    spans.sort()
+    assert all(a[1] <= b[0] for a, b in zip(spans, spans[1:], strict=False)), spans
+
+
+async def test_cancelling_a_fleet_cancels_its_children(csms: RunningCsms) -> None:
+    from chargewarden.store.job_records import JobKind
+    from chargewarden.workflows.service import FleetSelection
+
+    for name in ("FC-1", "FC-2"):
+        await register_test_station(csms.store, name, V201, 1)
+    fleet, _ = await csms.jobs.fleet(
+        JobKind.ROTATE_CREDENTIALS, FleetSelection(version=V201), actor="test"
+    )
+    await csms.jobs.cancel(fleet.id or -1, actor="bob")
+    done = await wait_job(csms, fleet.id)
+    assert done.state is JobState.CANCELLED
+    children = await csms.store.jobs.list(parent_id=fleet.id)
+    assert {c.state for c in children} == {JobState.CANCELLED}
