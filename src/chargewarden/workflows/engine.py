@@ -38,6 +38,8 @@ class JobEngine:
         self._store = deps.store
         self._workflows: dict[JobKind, Workflow] = {}
         self._active: dict[int, JobRecord] = {}
+        # identity → ids of its unfinished jobs: a connecting station costs one lookup.
+        self._by_station: dict[str, set[int]] = {}
         self._due: set[int] = set()
         self._drivers: dict[int, asyncio.Task[None]] = {}
         self._wakeup = asyncio.Event()
@@ -57,7 +59,7 @@ class JobEngine:
         """Reload unfinished jobs; those that were mid-step run again from that step."""
         for job in await self._store.jobs.active():
             assert job.id is not None
-            self._active[job.id] = job
+            self._remember(job)
             if job.state is JobState.RUNNING or (
                 job.state is JobState.PENDING and job.parent_id is None
             ):
@@ -86,7 +88,7 @@ class JobEngine:
         stored = await self._store.jobs.add_many(jobs, detail=detail)
         for job in stored:
             assert job.id is not None
-            self._active[job.id] = job
+            self._remember(job)
             if job.parent_id is None:
                 self._due.add(job.id)
         self._wakeup.set()
@@ -98,8 +100,7 @@ class JobEngine:
         """Store a fleet job with its children (one transaction) and schedule it."""
         stored, kids = await self._store.jobs.add_fleet(parent, children, detail=detail)
         for job in (stored, *kids):
-            assert job.id is not None
-            self._active[job.id] = job
+            self._remember(job)
         assert stored.id is not None
         self._due.add(stored.id)
         self._wakeup.set()
@@ -107,12 +108,10 @@ class JobEngine:
 
     def station_connected(self, identity: str) -> None:
         """A station is back (its first message answered): look at its jobs again."""
-        for job in self._active.values():
-            if job.station_identity != identity:
-                continue
-            assert job.id is not None
+        for job_id in self._by_station.get(identity, ()):
+            job = self._active[job_id]
             if job.state is JobState.WAITING:
-                self._due.add(job.id)
+                self._due.add(job_id)
             elif job.state is JobState.PENDING and job.parent_id is not None:
                 self._due.add(job.parent_id)  # its fleet job may start it now
         self._wakeup.set()
@@ -160,11 +159,19 @@ class JobEngine:
 
     def _remember(self, job: JobRecord) -> None:
         assert job.id is not None
+        identity = job.station_identity
         if job.state.finished:
             self._active.pop(job.id, None)
             self._due.discard(job.id)
+            if identity is not None:
+                ids = self._by_station.get(identity, set())
+                ids.discard(job.id)
+                if not ids:
+                    self._by_station.pop(identity, None)
         else:
             self._active[job.id] = job
+            if identity is not None:
+                self._by_station.setdefault(identity, set()).add(job.id)
 
     async def _schedule_forever(self) -> None:
         poll = self._deps.settings.poll_seconds
@@ -235,6 +242,8 @@ class JobEngine:
             return job  # still down: keep what we had, the next wake-up tries again
         if stored is None:
             self._active.pop(job.id, None)
+            if job.station_identity is not None:
+                self._by_station.get(job.station_identity, set()).discard(job.id)
             return job
         self._remember(stored)
         return stored
