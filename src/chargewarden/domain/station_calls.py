@@ -152,7 +152,11 @@ class StationCalls:
             service = self.auto_rotation
             session.after_reply(lambda: service.ensure_rotation(session.identity))
         engine = self.jobs
-        if engine is not None and status is not RegistrationStatus.REJECTED:
+        if (
+            engine is not None
+            and status is not RegistrationStatus.REJECTED
+            and engine.has_jobs_for(session.identity)
+        ):
             # Pending included: a held station is configured while it waits (A01.FR.05).
             session.after_reply(lambda: _announce(engine, session.identity))
         if status is RegistrationStatus.ACCEPTED and self.certificates is not None:
@@ -214,7 +218,11 @@ class StationCalls:
         """Queue what a fresh connection owes the station: certificates issued but not yet
         acknowledged, retiring the certificates a renewed one replaces, and its waiting jobs."""
         engine = self.jobs
-        if engine is not None and session.boot_status is RegistrationStatus.ACCEPTED:
+        if (
+            engine is not None
+            and session.boot_status is RegistrationStatus.ACCEPTED
+            and engine.has_jobs_for(session.identity)
+        ):
             # Accepted before, so it need not boot again (2.0.1 Part 4 §5.3): resume now.
             session.after_reply(lambda: _announce(engine, session.identity))
         certificates = self.certificates

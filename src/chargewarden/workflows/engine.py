@@ -106,6 +106,10 @@ class JobEngine:
         self._wakeup.set()
         return stored
 
+    def has_jobs_for(self, identity: str) -> bool:
+        """Cheap check, so stations without jobs cost nothing when they connect."""
+        return identity in self._by_station
+
     def station_connected(self, identity: str) -> None:
         """A station is back (its first message answered): look at its jobs again."""
         for job_id in self._by_station.get(identity, ()):
