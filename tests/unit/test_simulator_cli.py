@@ -151,3 +151,50 @@ def test_profile_3_may_take_its_certificate_from_the_state_dir(tmp_path: Path) -
     (tmp_path / "charging-station.key.pem").write_text("not PEM")
     result = sim("--url", WSS, *STATION, "--profile", "3", "--state-dir", str(tmp_path))
     one_line_error(result, f"--state-dir {tmp_path}", "charging-station.chain.pem")
+
+
+# ---- SIM-04 flags -------------------------------------------------------------------------------
+
+
+def test_refuse_change_names_are_checked() -> None:
+    args = ["--url", WS, *STATION, "--profile", "0", "--refuse-change", "Rest"]
+    one_line_error(sim(*args), "--refuse-change Rest", "NetworkProfile")
+    fleet = ["fleet", "--count", "2", "--url", WS, "--ocpp", "1.6", "--profile", "0"]
+    one_line_error(sim(*fleet, "--refuse-change", "Everything"), "--refuse-change Everything")
+
+
+def test_tls_url_must_be_wss() -> None:
+    args = ["--url", WS, *STATION, "--profile", "0", "--tls-url", WS]
+    one_line_error(sim(*args), "--tls-url must be a wss:// URL")
+
+
+def test_change_flags_reach_the_station_config(monkeypatch: pytest.MonkeyPatch) -> None:
+    from chargewarden.cli import sim as sim_module
+    from chargewarden.simulator.config import StationConfig
+
+    seen: list[StationConfig] = []
+
+    async def capture_one(config: StationConfig, *_: object) -> int:
+        seen.append(config)
+        return 0
+
+    async def capture_many(configs: list[StationConfig], *_: object) -> int:
+        seen.extend(configs)
+        return 0
+
+    monkeypatch.setattr(sim_module, "_run_one", capture_one)
+    monkeypatch.setattr(sim_module, "_run_many", capture_many)
+    flags = ["--refuse-change", "Reset", "--refuse-change", "NetworkProfile"]
+    flags += ["--network-slots", "5", "--tls-url", WSS]
+    one = sim("--url", WS, *STATION, "--profile", "1", "--password", "x" * 20, *flags)
+    assert one.exit_code == 0, one.output
+    fleet = ["fleet", "--count", "2", "--url", WS, "--ocpp", "1.6", "--profile", "0", *flags]
+    assert sim(*fleet).exit_code == 0
+    # Profile 2 with a plain --url: --tls-url is where it connects.
+    two = sim("--url", WS, *STATION, "--profile", "2", "--password", "x" * 20, "--tls-url", WSS)
+    assert two.exit_code == 0, two.output
+    assert seen.pop().connection_url() == f"{WSS}/CP-1"
+    assert len(seen) == 3
+    for config in seen:
+        assert config.refuse_changes == {"Reset", "NetworkProfile"}
+        assert (config.network_slots, config.tls_url) == (5, WSS)

@@ -396,10 +396,7 @@ def test_handlers_are_known_actions_only(version: OcppVersion) -> None:
     specific = (
         {"GetConfiguration", "ChangeConfiguration", "ExtendedTriggerMessage"}
         if version is V16
-        else {
-            "GetVariables",
-            "SetVariables",
-        }
+        else {"GetVariables", "SetVariables", "SetNetworkProfile"}
     )
     assert set(handlers) == common | specific
 

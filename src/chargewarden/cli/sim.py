@@ -16,7 +16,12 @@ from websockets.uri import parse_uri
 from chargewarden.cli.common import CliError, fail, run
 from chargewarden.logs import configure_logging
 from chargewarden.rpc.versions import OcppVersion
-from chargewarden.simulator.config import CSR_FAULTS, KEY_TYPES, StationConfig
+from chargewarden.simulator.config import (
+    CSR_FAULTS,
+    KEY_TYPES,
+    REFUSABLE_CHANGES,
+    StationConfig,
+)
 from chargewarden.simulator.connect import TlsMaterialError
 from chargewarden.simulator.fleet import fleet_configs, fleet_report, run_fleet
 from chargewarden.simulator.runner import StationRunner
@@ -83,8 +88,9 @@ StateDirOption = Annotated[
     typer.Option(
         "--state-dir",
         metavar="DIR",
-        help="Keep the station's keys, certificates and installed roots here across restarts "
-        "(sim fleet: one subdirectory per station)",
+        help="Keep the station's keys, certificates, installed roots, rotated secret, security "
+        "profile and network slots here across restarts (sim fleet: one subdirectory per "
+        "station)",
     ),
 ]
 CpoNameOption = Annotated[
@@ -107,6 +113,32 @@ KeyTypeOption = Annotated[
     str,
     typer.Option("--key-type", help=f"Key pair generated for a CSR: {', '.join(KEY_TYPES)}"),
 ]
+TlsUrlOption = Annotated[
+    str | None,
+    typer.Option(
+        "--tls-url",
+        help="wss:// base URL used from security profile 2 on (a 1.6 station raised to 2/3 "
+        "moves there; a 2.0.1 station is told its new URL by SetNetworkProfile)",
+    ),
+]
+RefuseChangeOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--refuse-change",
+        metavar="NAME",
+        help="Answer this change Rejected, to test a CSMS's failure paths (repeatable): "
+        f"{', '.join(REFUSABLE_CHANGES)}",
+    ),
+]
+NetworkSlotsOption = Annotated[
+    int,
+    typer.Option(
+        "--network-slots",
+        min=1,
+        max=99,
+        help="2.0.1: network connection profile slots (SetNetworkProfile configurationSlot)",
+    ),
+]
 IDENTITY_PLACEHOLDER = "{identity}"
 _FLAG_OF_FIELD = {
     "csms_root_pem": "--csms-root",
@@ -124,6 +156,29 @@ def _check_url(url: str) -> str:
     except (InvalidURI, ValueError):
         fail("--url must be a ws:// or wss:// URL with a host, e.g. ws://127.0.0.1:9000/ocpp")
     return url
+
+
+def _check_tls_url(tls_url: str | None) -> str | None:
+    if tls_url is None:
+        return None
+    try:
+        secure = parse_uri(tls_url).secure
+    except (InvalidURI, ValueError):
+        secure = False
+    if not secure:
+        fail("--tls-url must be a wss:// URL with a host, e.g. wss://csms.example:9443/ocpp")
+    return tls_url
+
+
+def _change_options(refuse: list[str] | None, network_slots: int) -> dict[str, Any]:
+    """StationConfig fields of the SIM-04 flags, checked."""
+    unknown = sorted(set(refuse or ()) - set(REFUSABLE_CHANGES))
+    if unknown:
+        fail(
+            f"--refuse-change {', '.join(unknown)}: unknown; choose from "
+            f"{', '.join(REFUSABLE_CHANGES)}"
+        )
+    return {"refuse_changes": frozenset(refuse or ()), "network_slots": network_slots}
 
 
 def _version(value: str | None) -> OcppVersion:
@@ -196,8 +251,10 @@ class _Tls:
         key: Path | None,
         server_name: str | None,
         state_dir: Path | None = None,
+        tls_url: str | None = None,
     ) -> None:
-        secure = url[:6].lower() == "wss://"
+        # --tls-url is wss:// (checked): TLS flags serve it even when --url is plain.
+        secure = url[:6].lower() == "wss://" or tls_url is not None
         if profile >= 2 and not secure:
             # The URL is not repeated: it may carry a user name and password.
             fail(f"profile {profile} runs over TLS only: --url must be a wss:// URL")
@@ -212,7 +269,7 @@ class _Tls:
             if v is not None
         ]
         if given and not secure:
-            fail(f"{', '.join(given)}: only for a wss:// URL (TLS)")
+            fail(f"{', '.join(given)}: only for a wss:// URL (TLS; --url or --tls-url)")
         if (cert is None) != (key is None):
             fail("--cert and --key go together")
         if profile == 3 and cert is None and state_dir is None:
@@ -334,6 +391,9 @@ def sim(
     hash_algorithm: HashAlgorithmOption = "SHA256",
     csr_fault: CsrFaultOption = None,
     key_type: KeyTypeOption = "ec-p256",
+    tls_url: TlsUrlOption = None,
+    refuse_change: RefuseChangeOption = None,
+    network_slots: NetworkSlotsOption = 3,
 ) -> None:
     """Run one simulated station until Ctrl-C (or --duration); `sim fleet` runs many."""
     if ctx.invoked_subcommand is not None:
@@ -341,20 +401,24 @@ def sim(
     if url is None or identity is None:
         fail("sim needs --url and --identity (or use: chargewarden sim fleet --help)")
     _check_url(url)
+    _check_tls_url(tls_url)
     version = _version(ocpp)
-    tls = _Tls(url, profile, csms_root, cert, key, tls_server_name, state_dir)
+    tls = _Tls(url, profile, csms_root, cert, key, tls_server_name, state_dir, tls_url)
     certificates = _certificate_options(cpo_name, hash_algorithm, csr_fault, key_type)
+    changes = _change_options(refuse_change, network_slots)
     configure_logging("WARNING")
     config = StationConfig(
         identity=identity,
         ocpp_version=version,
         url=url,
+        tls_url=tls_url,
         security_profile=profile,
         send_key_as_hex=send_key_as_hex,
         heartbeat_interval=heartbeat,
         **_secrets(version, profile, auth_key, password),  # type: ignore[arg-type]
         **tls.fields(identity),
         **certificates,
+        **changes,
         state_dir=state_dir,
     )
     raise typer.Exit(run(_run_one(config, duration, tls)))
@@ -430,14 +494,19 @@ def fleet(
     hash_algorithm: HashAlgorithmOption = "SHA256",
     csr_fault: CsrFaultOption = None,
     key_type: KeyTypeOption = "ec-p256",
+    tls_url: TlsUrlOption = None,
+    refuse_change: RefuseChangeOption = None,
+    network_slots: NetworkSlotsOption = 3,
 ) -> None:
     """Run COUNT stations in one process (all sharing the given secret), with progress."""
     if url is None:
         fail("sim fleet needs --url")
     _check_url(url)
+    _check_tls_url(tls_url)
     version = _version(ocpp)
-    tls = _Tls(url, profile, csms_root, cert, key, tls_server_name, state_dir)
+    tls = _Tls(url, profile, csms_root, cert, key, tls_server_name, state_dir, tls_url)
     certificates = _certificate_options(cpo_name, hash_algorithm, csr_fault, key_type)
+    changes = _change_options(refuse_change, network_slots)
     if cert is not None and not tls.per_station and count > 1:
         typer.echo(
             f"warning: all {count} stations present the same certificate; a CSMS that binds "
@@ -452,6 +521,7 @@ def fleet(
         count,
         ocpp_version=version,
         url=url,
+        tls_url=tls_url,
         security_profile=profile,
         heartbeat_interval=heartbeat,
         auth_key_for=(lambda _id: secrets["auth_key"]) if "auth_key" in secrets else None,  # type: ignore[arg-type,return-value]
@@ -461,5 +531,6 @@ def fleet(
         tls_server_hostname=tls.server_name,
         state_root=state_dir,
         **certificates,
+        **changes,
     )
     raise typer.Exit(run(_run_many(configs, duration, concurrency, tls)))

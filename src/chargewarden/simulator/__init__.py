@@ -6,7 +6,12 @@ from chargewarden.simulator.certificates import (
     StationCertificates,
     TlsMaterial,
 )
-from chargewarden.simulator.config import CSR_FAULTS, KEY_TYPES, StationConfig
+from chargewarden.simulator.config import (
+    CSR_FAULTS,
+    KEY_TYPES,
+    REFUSABLE_CHANGES,
+    StationConfig,
+)
 from chargewarden.simulator.connect import (
     ConnectOutcome,
     TlsFailure,
@@ -23,16 +28,21 @@ from chargewarden.simulator.fleet import (
     fleet_report,
     run_fleet,
 )
+from chargewarden.simulator.network import NetworkConfiguration, NetworkSlot
 from chargewarden.simulator.rootstore import RootType
 from chargewarden.simulator.runner import RunnerState, StationRunner
+from chargewarden.simulator.security import StationSecurity
 
 __all__ = [
     "CSR_FAULTS",
     "KEY_TYPES",
+    "REFUSABLE_CHANGES",
     "ChainCheck",
     "ConnectOutcome",
     "FleetReport",
     "LeafType",
+    "NetworkConfiguration",
+    "NetworkSlot",
     "RegistrationStatus",
     "RootType",
     "RunnerState",
@@ -42,6 +52,7 @@ __all__ = [
     "StationCore",
     "StationResult",
     "StationRunner",
+    "StationSecurity",
     "TlsFailure",
     "TlsMaterial",
     "TlsMaterialError",

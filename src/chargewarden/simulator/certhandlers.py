@@ -107,6 +107,8 @@ class CertificateHandlers:
 
     def install_certificate(self, payload: Payload) -> Payload:
         core = self._core
+        if core.security.refuses("InstallCertificate"):
+            return {"status": "Rejected"}
         now = core.now()
         name = payload["certificateType"]
         status = self._certificates.install(name, payload["certificate"], now)

@@ -25,12 +25,26 @@ _MAX_FIRMWARE = 50
 # X.509 upper bounds (RFC 5280 ub-common-name, ub-organization-name): the serial number is the
 # CN and the CPO name the O of the station's CSR.
 _MAX_NAME = 64
+_MAX_NETWORK_SLOTS = 99
 
 # Key pairs the station can generate for a CSR (SIM-02).
 KEY_TYPES = ("ec-p256", "rsa-2048")
 # Deliberately defective CSRs, for testing a CSMS: RSA 1024 key, CN other than the serial
 # number, O other than the CPO name, signature that does not verify, BasicConstraints ca=True.
 CSR_FAULTS = ("weak-key", "wrong-cn", "wrong-o", "bad-signature", "ca-request")
+
+# Changes `refuse_changes` can make the station refuse (failure-path tests of a CSMS): the 1.6
+# key / 2.0.1 password, the security profile (1.6 ChangeConfiguration; 2.0.1 a raising network
+# profile or priority), 2.0.1 SetNetworkProfile and NetworkConfigurationPriority, root
+# installation, and Reset.
+REFUSABLE_CHANGES = (
+    "AuthorizationKey",
+    "BasicAuthPassword",
+    "SecurityProfile",
+    "NetworkProfile",
+    "InstallCertificate",
+    "Reset",
+)
 
 # Fields whose values must never appear in a repr, log line or exception message.
 _SECRET_FIELDS = frozenset({"auth_key", "password", "client_key_pem"})
@@ -113,6 +127,11 @@ class StationConfig:
     # Directory the station keeps its keys, certificates and installed roots in across restarts
     # (None: in memory only, each start is the factory state).
     state_dir: Path | None = None
+    # 2.0.1 network connection profile slots 1..N (SetNetworkProfile configurationSlot); slot 1
+    # holds the provisioned connection.
+    network_slots: int = 3
+    # Test hook: changes (names from REFUSABLE_CHANGES) the station answers Rejected.
+    refuse_changes: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
         # Accept "1.6" / "ocpp2.0.1" from a CLI or a TOML file as well as the enum.
@@ -130,6 +149,7 @@ class StationConfig:
             object.__setattr__(self, "hash_algorithm", algorithm)
         if self.state_dir is not None and not isinstance(self.state_dir, Path):
             object.__setattr__(self, "state_dir", Path(self.state_dir))
+        self._check_refuse_changes()
         if not self.identity:
             raise ValueError("identity must not be empty")
         if self.security_profile not in (0, 1, 2, 3):
@@ -155,6 +175,8 @@ class StationConfig:
             raise ValueError(f"csr_fault must be None or one of {', '.join(CSR_FAULTS)}")
         if self.root_store_limit < 1:
             raise ValueError("root_store_limit must be at least 1")
+        if not 1 <= self.network_slots <= _MAX_NETWORK_SLOTS:
+            raise ValueError(f"network_slots must be 1..{_MAX_NETWORK_SLOTS}")
         for name, value in (("serial_number", self.serial_number), ("cpo_name", self.cpo_name)):
             if len(value) > _MAX_NAME or not value.isprintable():
                 raise ValueError(f"{name} must be at most {_MAX_NAME} printable characters")
@@ -165,6 +187,19 @@ class StationConfig:
         ):
             if len(value) > limit:
                 raise ValueError(f"{name} longer than {limit} characters (BootNotification)")
+
+    def _check_refuse_changes(self) -> None:
+        names = self.refuse_changes
+        # A bare string would silently become a set of its letters.
+        if isinstance(names, str) or not all(isinstance(n, str) for n in names):
+            raise TypeError("refuse_changes must be a set of change names, not a string")
+        unknown = sorted(set(names) - set(REFUSABLE_CHANGES))
+        if unknown:
+            raise ValueError(
+                f"refuse_changes: unknown change {', '.join(unknown)} "
+                f"(known: {', '.join(REFUSABLE_CHANGES)})"
+            )
+        object.__setattr__(self, "refuse_changes", frozenset(names))
 
     def __repr__(self) -> str:
         parts = []
@@ -199,7 +234,7 @@ class StationConfig:
     @property
     def uses_tls(self) -> bool:
         """Whether the station ever connects over wss (now, or after a profile upgrade)."""
-        return any(u is not None and _is_wss(u) for u in (self.url, self.tls_url))
+        return any(u is not None and is_wss(u) for u in (self.url, self.tls_url))
 
     def auth_header(self) -> str | None:
         """The Authorization header the station presents with its provisioned credentials:
@@ -214,14 +249,22 @@ class StationConfig:
             send_key_as_hex=self.send_key_as_hex,
         )
 
+    def base_url(self, security_profile: int | None = None) -> str:
+        """The CSMS URL without the identity: `tls_url` for profiles 2/3 when set, else `url`."""
+        profile = self.security_profile if security_profile is None else security_profile
+        return self.tls_url if profile >= 2 and self.tls_url else self.url
+
     def connection_url(self, security_profile: int | None = None) -> str:
         """Base URL (plain or TLS, by profile) + the percent-encoded identity as last segment."""
-        profile = self.security_profile if security_profile is None else security_profile
-        base = self.tls_url if profile >= 2 and self.tls_url else self.url
-        return f"{base.rstrip('/')}/{quote(self.identity, safe='')}"
+        return station_url(self.base_url(security_profile), self.identity)
 
 
-def _is_wss(url: str) -> bool:
+def station_url(base: str, identity: str) -> str:
+    """`base` (a CSMS URL such as 2.0.1 ocppCsmsUrl) + "/" + the percent-encoded identity."""
+    return f"{base.rstrip('/')}/{quote(identity, safe='')}"
+
+
+def is_wss(url: str) -> bool:
     return url[:6].lower() == "wss://"
 
 

@@ -122,8 +122,8 @@ def station_ssl_context(config: StationConfig) -> ssl.SSLContext | None:
 def core_ssl_context(core: StationCore) -> ssl.SSLContext | None:
     """The TLS context of a station as it is now: its current client certificate and key (a
     CertificateSigned one, or one from its state directory, or the provisioned one) and every
-    installed CSMS root. None if it never uses wss."""
-    if not core.config.uses_tls:
+    installed CSMS root. None if it never uses wss (no wss URL configured or in a 2.0.1 slot)."""
+    if not core.uses_tls:
         return None
     return tls_context_from(core.certificates.tls_material())
 

@@ -5,7 +5,8 @@ Whitepaper ed.3) and OCPP 2.0.1; it never touches a socket or sleeps, and reads 
 injected clock. The runner feeds it CSMS calls (through `handlers()`) and responses, and drains
 what it wants sent (`take_outgoing()`) and whether it wants a new connection
 (`reconnect_requested`). Version-specific configuration handling lives in `settings16` /
-`settings201`, keys and certificates in `certificates` (OCPP side: `certhandlers`), message
+`settings201`, credentials, security profile and 2.0.1 network profiles in `security` (slots:
+`network`), keys and certificates in `certificates` (OCPP side: `certhandlers`), message
 payloads in `messages`; this module holds what both versions share.
 """
 
@@ -19,19 +20,17 @@ from enum import StrEnum
 from typing import Any, NamedTuple
 
 from chargewarden.rpc.versions import OcppVersion
-from chargewarden.security.credentials import AUTH_KEY_MAX_BYTES, AUTH_KEY_MIN_BYTES
 from chargewarden.security.events import classify
 from chargewarden.simulator import messages
 from chargewarden.simulator.certhandlers import CertificateHandlers
 from chargewarden.simulator.certificates import StationCertificates
-from chargewarden.simulator.config import StationConfig, basic_auth_header
+from chargewarden.simulator.config import StationConfig
+from chargewarden.simulator.security import StationSecurity
 from chargewarden.simulator.settings16 import Settings16
 from chargewarden.simulator.settings201 import Settings201
 from chargewarden.simulator.values import (
     is_valid_cpo_name,
-    is_valid_password,
     ocpp_timestamp,
-    parse_key_hex,
     parse_non_negative_int,
     utc_now,
 )
@@ -83,24 +82,23 @@ class StationCore:
         self.config = config
         self.version = config.ocpp_version
         self._clock = clock
-        self.security_profile = config.security_profile
         # Keys, certificates and installed roots (SIM-02/03); may come from config.state_dir.
         self.certificates = StationCertificates(config)
-        self._auth_key = config.auth_key
-        self._key_hex_text: str | None = None  # exact text of a CSMS-set key, for hex interop
-        self._password = config.password
+        # Credentials, security profile, 2.0.1 network slots (SIM-04); also from state_dir.
+        self.security = StationSecurity(self)
+        profile = self.security.profile
         # Inferred unless set: a profile-2/3 station or one holding a CSMS root trusts the CSMS;
         # a profile-3 station or one holding a client certificate has its certificate. Both
         # become true when the CSMS installs a root / a signed certificate.
         self.csms_root_installed = (
             config.csms_root_installed
             if config.csms_root_installed is not None
-            else config.security_profile >= 2 or self.certificates.has_csms_root()
+            else profile >= 2 or self.certificates.has_csms_root()
         )
         self.station_certificate_installed = (
             config.station_certificate_installed
             if config.station_certificate_installed is not None
-            else config.security_profile == 3 or self.certificates.client_certificate is not None
+            else profile == 3 or self.certificates.client_certificate is not None
         )
         self.registration: RegistrationStatus | None = None
         self.heartbeat_setting = DEFAULT_HEARTBEAT_INTERVAL  # what HeartbeatInterval reads back
@@ -112,7 +110,6 @@ class StationCore:
         self._outgoing: deque[_Outgoing] = deque()
         self._powered_up = True  # StartupOfTheDevice still due
         self._boot_reason = "PowerUp"
-        self._previous_profile: int | None = None  # fallback target while an upgrade is unproven
         self.settings: Settings16 | Settings201 = (
             Settings16(self) if self.version is OcppVersion.V16 else Settings201(self)
         )
@@ -146,27 +143,29 @@ class StationCore:
         return float(self.heartbeat_setting or DEFAULT_HEARTBEAT_INTERVAL)
 
     @property
+    def security_profile(self) -> int:
+        """The profile of the connection in use (or being tried)."""
+        return self.security.profile
+
+    @property
     def auth_key(self) -> bytes | None:
-        return self._auth_key
+        return self.security.auth_key
 
     @property
     def password(self) -> str | None:
-        return self._password
+        return self.security.password
 
     def auth_header(self) -> str | None:
         """Authorization header with the credentials currently in force (rotations included)."""
-        return basic_auth_header(
-            version=self.version,
-            security_profile=self.security_profile,
-            username=self.config.effective_username,
-            auth_key=self._auth_key,
-            password=self._password,
-            send_key_as_hex=self.config.send_key_as_hex,
-            key_hex_text=self._key_hex_text,
-        )
+        return self.security.auth_header()
 
     def connection_url(self) -> str:
-        return self.config.connection_url(self.security_profile)
+        """URL of the next connection: by profile (1.6), the slot in use (2.0.1)."""
+        return self.security.connection_url()
+
+    @property
+    def uses_tls(self) -> bool:
+        return self.security.uses_tls
 
     def handlers(self) -> dict[str, Handler]:
         return {**self.settings.handlers(), **self.certificate_handlers.handlers()}
@@ -175,7 +174,7 @@ class StationCore:
 
     def on_connected(self, now: datetime) -> bool:
         """A connection was admitted. Returns True when a BootNotification must come first."""
-        self._previous_profile = None  # the raised profile worked: no more fallback (A05.FR.07)
+        self.security.on_connected(now)  # a raised profile worked: no more fallback (A05.FR.07)
         self.reconnect_requested = False
         self.reconnect_reason = ""
         self._outgoing = deque(m for m in self._outgoing if m.action not in _CONNECTION_SCOPED)
@@ -189,17 +188,9 @@ class StationCore:
         return False
 
     def on_connect_failed(self, now: datetime) -> None:
-        """A connection attempt failed; after a fresh profile raise, fall back (A05.FR.08)."""
-        if self._previous_profile is None:
-            return
-        raised, self.security_profile = self.security_profile, self._previous_profile
-        self._previous_profile = None
-        self.log_security_event(
-            "ReconfigurationOfSecurityParameters",
-            now,
-            f"could not connect with SecurityProfile {raised}; fell back to "
-            f"{self.security_profile}",
-        )
+        """A connection attempt failed; after a fresh profile raise, fall back (A05.FR.08,
+        2.0.1 B10: the next slot of NetworkConfigurationPriority)."""
+        self.security.on_connect_failed(now)
 
     # ---- requests the station sends ----------------------------------------------------------
 
@@ -331,59 +322,18 @@ class StationCore:
         self.heartbeat_setting = value
         return True
 
-    def change_auth_key(self, hex_text: str) -> bool:
-        """1.6 AuthorizationKey: 16–20 bytes as hex (whitepaper §7.2). Accepted → reconnect."""
-        key = parse_key_hex(hex_text)
-        if key is None:
+    def reset(self, kind: str) -> bool:
+        """Reboot: the next connection boots afresh (2.0.1: with the first slot of
+        NetworkConfigurationPriority) and reports StartupOfTheDevice again. False: refused."""
+        if self.security.refuses("Reset"):
             return False
-        self._auth_key = key
-        self._key_hex_text = hex_text
-        now = self._clock()
-        # A01.FR.11/12: log the change, never the key.
-        self.log_security_event(
-            "ReconfigurationOfSecurityParameters", now, "AuthorizationKey changed"
-        )
-        self.request_reconnect("AuthorizationKey changed")
-        return True
-
-    def change_password(self, password: str) -> bool:
-        """2.0.1 BasicAuthPassword: 16–40 chars of identifierString's set (TC_A_01_CS)."""
-        if not is_valid_password(password):
-            return False
-        self._password = password
-        self.log_security_event(
-            "ReconfigurationOfSecurityParameters", self._clock(), "BasicAuthPassword changed"
-        )
-        self.request_reconnect("BasicAuthPassword changed")
-        return True
-
-    def raise_security_profile(self, text: str) -> bool:
-        """1.6 SecurityProfile: only up, and only with its prerequisites (whitepaper A05)."""
-        new = parse_non_negative_int(text)
-        if new is None or new > 3 or new <= self.security_profile:  # A05.FR.01
-            return False
-        key = self._auth_key
-        if new in (1, 2) and not (key and AUTH_KEY_MIN_BYTES <= len(key) <= AUTH_KEY_MAX_BYTES):
-            return False  # A05.FR.02: no usable AuthorizationKey
-        if new in (2, 3) and not self.csms_root_installed:
-            return False  # A05.FR.03
-        if new == 3 and not self.station_certificate_installed:
-            return False  # A05.FR.04
-        self._previous_profile = self.security_profile
-        self.security_profile = new
-        self.log_security_event(
-            "ReconfigurationOfSecurityParameters", self._clock(), f"SecurityProfile raised to {new}"
-        )
-        self.request_reconnect(f"SecurityProfile raised to {new}")  # A05.FR.06/07
-        return True
-
-    def reset(self, kind: str) -> None:
-        """Reboot: the next connection boots afresh and reports StartupOfTheDevice again."""
         now = self._clock()
         self._powered_up = True
         self._boot_reason = "RemoteReset"
         self.record_security_event("ResetOrReboot", now, f"Reset requested by CSMS: {kind}")
+        self.security.on_reset()
         self.request_reconnect(f"Reset {kind}")
+        return True
 
     def trigger_boot(self) -> None:
         action, payload = self.boot_request()

@@ -14,9 +14,17 @@ SUPPORTED_FEATURE_PROFILES = "Core,RemoteTrigger"
 
 
 class ConfigKey(NamedTuple):
-    # get None → write-only (never read back); set None → read-only.
+    # get None → write-only (never read back); set None → read-only. A setter answers True
+    # (Accepted), False (Rejected) or the status itself (e.g. "RebootRequired").
     get: Callable[[], str] | None
-    set: Callable[[str], bool] | None
+    set: Callable[[str], bool | str] | None
+
+
+def set_status(result: bool | str) -> str:
+    """ChangeConfiguration / SetVariables status of a setter's answer."""
+    if isinstance(result, str):
+        return result
+    return "Accepted" if result else "Rejected"
 
 
 def as_handler(fn: Callable[[Payload], Payload]) -> Handler:
@@ -43,10 +51,10 @@ class Settings16:
                 lambda: str(core.heartbeat_setting), core.set_heartbeat_interval
             ),
             "SecurityProfile": ConfigKey(
-                lambda: str(core.security_profile), core.raise_security_profile
+                lambda: str(core.security_profile), core.security.raise_profile
             ),
             # Write-only (whitepaper §7.2, A01.FR.12): the station never discloses the key.
-            "AuthorizationKey": ConfigKey(None, core.change_auth_key),
+            "AuthorizationKey": ConfigKey(None, core.security.change_auth_key),
             # O of the station's CSRs (whitepaper A02.FR.13).
             "CpoName": ConfigKey(lambda: core.cpo_name, core.change_cpo_name),
             "CertificateStoreMaxLength": ConfigKey(lambda: str(core.config.root_store_limit), None),
@@ -69,7 +77,6 @@ class Settings16:
             return True
 
         return set_value
-
 
     def handlers(self) -> dict[str, Handler]:
         return {
@@ -106,11 +113,10 @@ class Settings16:
             return {"status": "NotSupported"}
         if key.set is None:
             return {"status": "Rejected"}
-        return {"status": "Accepted" if key.set(payload["value"]) else "Rejected"}
+        return {"status": set_status(key.set(payload["value"]))}
 
     def reset(self, payload: Payload) -> Payload:
-        self._core.reset(payload["type"])
-        return {"status": "Accepted"}
+        return {"status": "Accepted" if self._core.reset(payload["type"]) else "Rejected"}
 
     def trigger_message(self, payload: Payload) -> Payload:
         core = self._core

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from chargewarden.simulator.certhandlers import CSR_TRIGGERS_201
-from chargewarden.simulator.settings16 import ConfigKey, as_handler
+from chargewarden.simulator.settings16 import ConfigKey, as_handler, set_status
 from chargewarden.simulator.values import parse_non_negative_int
 
 if TYPE_CHECKING:
@@ -25,7 +25,7 @@ class Settings201:
                 lambda: str(core.security_profile), None
             ),
             # Write-only: GetVariables answers Rejected and never the value (A01.FR.12).
-            ("SecurityCtrlr", "BasicAuthPassword"): ConfigKey(None, core.change_password),
+            ("SecurityCtrlr", "BasicAuthPassword"): ConfigKey(None, core.security.change_password),
             # O of the station's CSRs (A02.FR.03/13).
             ("SecurityCtrlr", "OrganizationName"): ConfigKey(
                 lambda: core.cpo_name, core.change_cpo_name
@@ -36,6 +36,10 @@ class Settings201:
             ("SecurityCtrlr", "Identity"): ConfigKey(lambda: core.config.identity, None),
             ("OCPPCommCtrlr", "HeartbeatInterval"): ConfigKey(
                 lambda: str(core.heartbeat_setting), core.set_heartbeat_interval
+            ),
+            # Slots to connect with, first one first; used from the next boot (B10, TC_A_19).
+            ("OCPPCommCtrlr", "NetworkConfigurationPriority"): ConfigKey(
+                core.security.priority_text, core.security.set_priority
             ),
         }
         for key in self._plain:
@@ -54,11 +58,11 @@ class Settings201:
 
         return set_value
 
-
     def handlers(self) -> dict[str, Handler]:
         return {
             "GetVariables": as_handler(self.get_variables),
             "SetVariables": as_handler(self.set_variables),
+            "SetNetworkProfile": as_handler(self._core.security.set_network_profile),
             "Reset": as_handler(self.reset),
             "TriggerMessage": as_handler(self.trigger_message),
             "ClearCache": as_handler(self.clear_cache),
@@ -120,15 +124,14 @@ class Settings201:
             elif entry.set is None:
                 status = "Rejected"
             else:
-                status = "Accepted" if entry.set(item["attributeValue"]) else "Rejected"
+                status = set_status(entry.set(item["attributeValue"]))
             results.append(self._result(item, status))
         return {"setVariableResult": results}
 
     def reset(self, payload: Payload) -> Payload:
         if "evseId" in payload:
             return {"status": "Rejected"}  # EVSE-level reset is not simulated
-        self._core.reset(payload["type"])
-        return {"status": "Accepted"}
+        return {"status": "Accepted" if self._core.reset(payload["type"]) else "Rejected"}
 
     def trigger_message(self, payload: Payload) -> Payload:
         core = self._core
