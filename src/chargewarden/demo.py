@@ -16,6 +16,11 @@ from chargewarden.app import RunningCsms, start_csms
 from chargewarden.config import Settings
 from chargewarden.demo_certificates import run_certificate_phase
 from chargewarden.demo_tls import ClientIdentity, foreign_identity, issue_for_station, tls_config
+from chargewarden.demo_upgrades import (
+    UPGRADED_STATIONS,
+    run_upgrade_phase,
+    upgrade_station_config,
+)
 from chargewarden.domain.station_calls import utc_now
 from chargewarden.rpc.versions import OcppVersion
 from chargewarden.security.credentials import (
@@ -79,6 +84,8 @@ TLS_STATIONS = (
         note="TLS + BasicAuthPassword; its CSRs name the wrong CPO",
         csr_fault="wrong-o",
     ),
+    DemoStation(UPGRADED_STATIONS[0], OcppVersion.V16, 1, note="rotated, then upgraded to 3"),
+    DemoStation(UPGRADED_STATIONS[1], OcppVersion.V201, 1, note="rotated, then upgraded to 3"),
 )
 # Certificate phase: renewed over OCPP, and a station whose CSR must be refused.
 RENEWED_STATIONS = ("DEMO-16-P3", "DEMO-201-P3")
@@ -220,6 +227,8 @@ async def _station_config(
     secret: bytes | str | None,
     clients: dict[str, ClientIdentity],
 ) -> StationConfig:
+    if station.identity in UPGRADED_STATIONS:
+        return upgrade_station_config(running, station.identity, station.version, secret)
     if station.profile <= 1:
         return _config(
             running,
@@ -303,10 +312,13 @@ async def run_demo(settings: Settings, progress: Callable[[str], None]) -> DemoR
     try:
         clients: dict[str, ClientIdentity] = {}
         runners: list[tuple[DemoStation, StationRunner]] = []
+        upgraded: dict[str, tuple[StationRunner, bytes | str | None]] = {}
         for station in stations:
             secret = await _provision(running.store, station)
             config = await _station_config(running, station, secret, clients)
             runners.append((station, StationRunner(config)))
+            if station.identity in UPGRADED_STATIONS:
+                upgraded[station.identity] = (runners[-1][1], secret)
         where = running.ws_url + (f" and {running.wss_url}" if tls else "")
         progress(f"registered {len(stations)} demo stations; connecting them to {where}")
         for _, runner in runners:
@@ -342,6 +354,11 @@ async def run_demo(settings: Settings, progress: Callable[[str], None]) -> DemoR
             for identity, result, ok, why in await run_certificate_phase(
                 running, list(RENEWED_STATIONS), list(DEFECTIVE_CSR_STATIONS), progress
             ):
+                station = next(s for s in stations if s.identity == identity)
+                row = DemoRow(identity, station.version, station.profile, "")
+                row.outcome, row.why, row.as_expected = result, why, ok
+                demo.rows.append(row)
+            for identity, result, ok, why in await run_upgrade_phase(running, upgraded, progress):
                 station = next(s for s in stations if s.identity == identity)
                 row = DemoRow(identity, station.version, station.profile, "")
                 row.outcome, row.why, row.as_expected = result, why, ok
