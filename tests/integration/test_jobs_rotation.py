@@ -356,5 +356,7 @@ async def test_cancelling_a_fleet_cancels_its_children(csms: RunningCsms) -> Non
     await csms.jobs.cancel(fleet.id or -1, actor="bob")
     done = await wait_job(csms, fleet.id)
     assert done.state is JobState.CANCELLED
+    # Each child stops at its own next step boundary.
     children = await csms.store.jobs.list(parent_id=fleet.id)
-    assert {c.state for c in children} == {JobState.CANCELLED}
+    finished = [await wait_job(csms, child.id) for child in children]
+    assert {c.state for c in finished} == {JobState.CANCELLED}

@@ -29,6 +29,7 @@ from chargewarden.gateway.admission import (
     Transport,
     admit,
 )
+from chargewarden.gateway.commits import commit_pending_credential, commit_pending_profile
 from chargewarden.gateway.connection import StationConnection
 from chargewarden.gateway.identity import identity_from_path
 from chargewarden.gateway.registry import ConnectionInfo, ConnectionRegistry
@@ -52,7 +53,7 @@ from chargewarden.security.recorder import SecurityRecorder
 from chargewarden.security.throttle import AdmissionThrottle
 from chargewarden.security.verifier import CredentialMatch, CredentialVerifier
 from chargewarden.store import Store, StoreError
-from chargewarden.store.records import AuditRecord, StationRecord
+from chargewarden.store.records import StationRecord
 
 log = logging.getLogger(__name__)
 
@@ -329,9 +330,9 @@ class Gateway:
             return
         now = datetime.now(UTC)
         if accept.commits_pending_profile:
-            await self._commit_pending_profile(station, accept.profile)
+            await commit_pending_profile(self._store, station, accept.profile)
         if accept.credential is CredentialMatch.PENDING and station.pending_credential_hash:
-            await self._commit_pending_credential(station, station.pending_credential_hash)
+            await commit_pending_credential(self._store, station, station.pending_credential_hash)
         session = StationSession(accept.identity, accept.version, peer, station.last_boot_status)
         info = ConnectionInfo(
             identity=accept.identity,
@@ -372,39 +373,3 @@ class Gateway:
         finally:
             self._registry.unregister(link)
             log.info("station %s disconnected", accept.identity)
-
-    async def _commit_pending_credential(self, station: StationRecord, pending: str) -> None:
-        # The station proved it holds the new secret, so it applied the change even if its
-        # answer never reached us (timeout, CSMS restart): from now on only the new one counts.
-        if not await self._store.stations.promote_pending_credential(station.identity, pending):
-            return  # already promoted by the rotation, or replaced meanwhile
-        await self._store.audit.add(
-            AuditRecord(
-                actor="system",
-                action="station.credential.committed",
-                target=station.identity,
-                details={"by": "connection with the new credential"},
-            )
-        )
-        log.info(
-            "station %s connected with its new credential; the old one is refused",
-            station.identity,
-        )
-
-    async def _commit_pending_profile(self, station: StationRecord, profile: int) -> None:
-        await self._store.stations.update(
-            station.identity, security_profile=profile, pending_profile=None
-        )
-        await self._store.audit.add(
-            AuditRecord(
-                actor="system",
-                action="station.profile.committed",
-                target=station.identity,
-                details={"from": station.security_profile, "to": profile},
-            )
-        )
-        log.info(
-            "station %s now on security profile %s; lower profiles are refused",
-            station.identity,
-            profile,
-        )
