@@ -256,6 +256,7 @@ def _jobs(
         engine,
         tls_available=wss_address is not None,
         fleet_concurrency=settings.jobs.fleet_concurrency,
+        auto_retry_seconds=settings.jobs.auto_rotate_retry_seconds,
     )
     return engine, service
 

@@ -152,6 +152,9 @@ class JobSettings(BaseModel):
         description="rotate the credentials of a station held in Pending for a credential "
         "update as soon as it boots (PWD-03)",
     )
+    auto_rotate_retry_seconds: float = Field(
+        3600.0, gt=0, description="after a failed automatic rotation, wait this long to retry"
+    )
     public_wss_url: str | None = Field(
         None,
         description="wss URL 2.0.1 stations are given on an upgrade, without the identity; "

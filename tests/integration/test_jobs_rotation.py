@@ -13,6 +13,7 @@ import pytest
 from jobkit import admission_status, old_secret, secret_text, wait_job
 from rawstation import (
     AUTH_KEY,
+    BOOT,
     PASSWORD,
     V16,
     V201,
@@ -360,3 +361,24 @@ async def test_cancelling_a_fleet_cancels_its_children(csms: RunningCsms) -> Non
     children = await csms.store.jobs.list(parent_id=fleet.id)
     finished = [await wait_job(csms, child.id) for child in children]
     assert {c.state for c in finished} == {JobState.CANCELLED}
+
+
+async def test_PWD_03_held_station_that_refuses_is_not_rotated_again_at_every_boot(
+    csms: RunningCsms,
+) -> None:
+    identity = "ROT-HELD-NO"
+    await register_test_station(csms.store, identity, V16, 1)
+    await csms.store.stations.update(identity, needs_credential_update=True)
+    async with connect(csms, identity, V16) as ws:
+        station = RawStation(ws)
+        reply = await station.call("BootNotification", BOOT[V16])
+        assert reply[2]["status"] == "Pending"
+        unique_id, _ = await station.expect_call("ChangeConfiguration")
+        await station.answer(unique_id, {"status": "Rejected"})
+        (job,) = await csms.store.jobs.list(station_identity=identity)
+        assert (await wait_job(csms, job.id)).state is JobState.FAILED
+        # The station retries its boot: still held, but no new rotation within the retry wait.
+        reply = await station.call("BootNotification", BOOT[V16])
+        assert reply[2]["status"] == "Pending"
+        await station.nothing_for(0.5)
+    assert len(await csms.store.jobs.list(station_identity=identity)) == 1

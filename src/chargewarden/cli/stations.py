@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from chargewarden.cli import station_certs
+from chargewarden.cli import station_certs, station_hold, station_jobs
 from chargewarden.cli.certs import station_cert
 from chargewarden.cli.common import (
     CliError,
@@ -309,8 +309,8 @@ def set_profile(
     if after.security_profile == 3:
         typer.echo(
             f"note: on profile 3 {identity} needs a client certificate with CN="
-            f"{after.expected_serial}: 'chargewarden station cert {identity} --out DIR' (or a "
-            "CSR once over-the-air upgrades exist, issue 5)"
+            f"{after.expected_serial}: 'chargewarden station cert {identity} --out DIR'; to "
+            f"move it over OCPP instead: 'chargewarden station upgrade {identity} --to 3'"
         )
     if after.security_profile > before.security_profile:
         typer.echo("note: from now on the lower profile is refused for this station (SEC-11)")
@@ -321,3 +321,6 @@ station_app.command("install-root")(station_certs.install_root)
 station_app.command("certificates")(station_certs.certificates)
 station_app.command("delete-cert")(station_certs.delete_cert)
 station_app.command("cert-requests")(station_certs.cert_requests)
+station_app.command("rotate-password")(station_jobs.rotate_password)
+station_app.command("upgrade")(station_jobs.upgrade)
+station_app.command("hold")(station_hold.hold)

@@ -48,8 +48,16 @@ class FleetSelection:
 
 
 class JobService:
-    def __init__(self, engine: JobEngine, *, tls_available: bool, fleet_concurrency: int) -> None:
+    def __init__(
+        self,
+        engine: JobEngine,
+        *,
+        tls_available: bool,
+        fleet_concurrency: int,
+        auto_retry_seconds: float = 3600.0,
+    ) -> None:
         self._engine = engine
+        self._auto_retry_seconds = auto_retry_seconds
         self._store = engine.deps.store
         self._tls = tls_available
         self._fleet_concurrency = fleet_concurrency
@@ -173,7 +181,7 @@ class JobService:
             self._check_target(to, None)
         elif kind is not JobKind.ROTATE_CREDENTIALS:
             raise JobError(JobErrorKind.INVALID, f"{kind} is not a fleet operation")
-        limit = concurrency or self._fleet_concurrency
+        limit = concurrency if concurrency is not None else self._fleet_concurrency
         if isinstance(limit, bool) or not 1 <= limit <= 1000:
             raise JobError(JobErrorKind.INVALID, "concurrency must be 1 to 1000")
         stations = await self._select(selection)
@@ -243,9 +251,20 @@ class JobService:
         ]
 
     async def ensure_rotation(self, identity: str) -> JobRecord | None:
-        """PWD-03: a station held for a credential update gets a rotation, once."""
+        """PWD-03: a station held for a credential update gets a rotation when it boots.
+
+        Not again while one runs, and not again within ``retry_seconds`` of one that failed:
+        a station that keeps refusing would otherwise get a new job at every boot retry.
+        """
         if await self._store.jobs.active_for_station(identity) is not None:
             return None
+        recent = await self._store.jobs.list(
+            station_identity=identity, kind=JobKind.ROTATE_CREDENTIALS, limit=1
+        )
+        if recent and recent[0].state is JobState.FAILED and recent[0].finished_at is not None:
+            age = (self._engine.deps.clock() - recent[0].finished_at).total_seconds()
+            if age < self._auto_retry_seconds:
+                return None
         try:
             return await self.rotate(identity, actor="system")
         except JobError:
@@ -268,7 +287,9 @@ class JobService:
         if job is None:
             raise JobError(JobErrorKind.NOT_FOUND, f"no job {job_id}")
         if job.state.finished:
-            raise JobError(JobErrorKind.CONFLICT, f"job {job_id} has already {job.state}")
+            raise JobError(
+                JobErrorKind.CONFLICT, f"job {job_id} has already finished ({job.state})"
+            )
         marked = await self._engine.cancel(job_id, actor)
         if marked is None:
             raise JobError(JobErrorKind.CONFLICT, f"job {job_id} finished meanwhile")

@@ -248,7 +248,9 @@ class UpgradeProfile:
                 job, station, f"station answered {command.action} with {status}"
             )
         following = f"configure:{index + 1}" if index + 2 < len(commands) else "switch"
-        return Advance(following, f"{command.action}: {status}")
+        # From here a reboot would try the new profile first: a withdrawal must undo that.
+        changed = {"priority_changed": True} if command.action == "SetVariables" else {}
+        return Advance(following, f"{command.action}: {status}", changed)
 
     async def _switch(self, job: JobRecord, station: StationRecord) -> Outcome:
         assert job.id is not None
@@ -305,7 +307,13 @@ class UpgradeProfile:
                 return Advance(
                     self._first_step(stage + 1),
                     f"station is on profile {stage}; profile {stage - 1} is refused from now on",
-                    {"stage": stage + 1, "request_id": None, "slot": None, "priority": None},
+                    {
+                        "stage": stage + 1,
+                        "request_id": None,
+                        "slot": None,
+                        "priority": None,
+                        "priority_changed": False,
+                    },
                 )
             return Succeed(f"station is on profile {stage}; lower profiles are refused from now on")
         if station.pending_profile != stage:
@@ -369,6 +377,7 @@ class UpgradeProfile:
         priority = job.context.get("priority")
         if (
             station.ocpp_version is not OcppVersion.V201
+            or not job.context.get("priority_changed")
             or not priority
             or not self._online(station.identity)
         ):

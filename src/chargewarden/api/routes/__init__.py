@@ -1,6 +1,14 @@
 """HTTP API routes, one module per resource."""
 
-from chargewarden.api.routes import alerts, calls, certificates, connections, events, stations
+from chargewarden.api.routes import (
+    alerts,
+    calls,
+    certificates,
+    connections,
+    events,
+    jobs,
+    stations,
+)
 
 ROUTERS = (
     stations.router,
@@ -9,6 +17,7 @@ ROUTERS = (
     calls.router,
     certificates.router,
     alerts.router,
+    jobs.router,
 )
 
 __all__ = ["ROUTERS"]
