@@ -21,11 +21,21 @@ from typing import Any
 
 import httpx
 import pytest
-from rawstation import AUTH_KEY, RawStation, register_test_station
+from rawstation import (
+    AUTH_KEY,
+    BOOT,
+    PASSWORD,
+    SUBPROTOCOL,
+    V16,
+    V201,
+    RawStation,
+    register_test_station,
+)
 from test_certificate_crash import free_port
+from test_jobs_rotation import ROTATION_CALL, rotation_answer
 from tlskit import CPO
 from websockets.asyncio.client import connect
-from wsclient import BOOT_16, basic
+from wsclient import basic
 
 from chargewarden.api.local_token import cli_file
 from chargewarden.config import load_settings
@@ -34,8 +44,13 @@ from chargewarden.rpc.versions import OcppVersion
 from chargewarden.store import Store
 from chargewarden.store.job_records import JobRecord, JobState
 
-IDENTITY = "KILL-1"
-OLD_KEY = bytes.fromhex(AUTH_KEY)
+IDENTITY = {V16: "KILL-16", V201: "KILL-201"}
+OLD = {V16: bytes.fromhex(AUTH_KEY), V201: PASSWORD.encode()}
+SWITCH = {V16: "ChangeConfiguration", V201: "Reset"}
+UPGRADE_CALLS = {
+    V16: ("InstallCertificate", "ChangeConfiguration"),
+    V201: ("InstallCertificate", "GetVariables", "SetNetworkProfile", "SetVariables", "Reset"),
+}
 
 
 class Server:
@@ -88,27 +103,26 @@ class Server:
         assert response.status_code < 300, response.text
         return response.json()
 
-    async def station(self, key: bytes = OLD_KEY, *, tls: bool = False) -> RawStation:
+    async def station(
+        self, version: OcppVersion, secret: bytes | None = None, *, tls: bool = False
+    ) -> RawStation:
         """Connect (retrying while the server starts) and boot."""
+        identity = IDENTITY[version]
+        extra: dict[str, Any] = {}
         if tls:
             context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
             settings = load_settings(None, data_dir=self.data_dir)
             context.load_verify_locations(cadata=csms_root_pem(settings).decode())
-            url, extra = (
-                f"wss://127.0.0.1:{self.wss_port}/ocpp/{IDENTITY}",
-                {
-                    "ssl": context,
-                    "server_hostname": "localhost",
-                },
-            )
+            url = f"wss://127.0.0.1:{self.wss_port}/ocpp/{identity}"
+            extra = {"ssl": context, "server_hostname": "localhost"}
         else:
-            url, extra = f"ws://127.0.0.1:{self.ws_port}/ocpp/{IDENTITY}", {}
+            url = f"ws://127.0.0.1:{self.ws_port}/ocpp/{identity}"
         for _ in range(300):
             try:
                 ws = await connect(
                     url,
-                    subprotocols=["ocpp1.6"],  # type: ignore[list-item]
-                    additional_headers={"Authorization": basic(IDENTITY, key)},
+                    subprotocols=[SUBPROTOCOL[version]],  # type: ignore[list-item]
+                    additional_headers={"Authorization": basic(identity, secret or OLD[version])},
                     open_timeout=15,
                     **extra,
                 )
@@ -118,7 +132,7 @@ class Server:
         else:
             raise AssertionError("the CSMS did not come up")
         station = RawStation(ws)
-        assert (await station.call("BootNotification", BOOT_16))[2]["status"] == "Accepted"
+        assert (await station.call("BootNotification", BOOT[version]))[2]["status"] == "Accepted"
         return station
 
 
@@ -127,7 +141,8 @@ async def server(tmp_path: Path, pki_template: Path) -> AsyncIterator[Server]:
     shutil.copytree(pki_template, tmp_path / "pki")
     settings = load_settings(None, data_dir=tmp_path)
     async with await Store.open(settings.effective_database_url) as store:
-        await register_test_station(store, IDENTITY, OcppVersion.V16)
+        for version, identity in IDENTITY.items():
+            await register_test_station(store, identity, version)
     running = Server(tmp_path)
     running.start()
     try:
@@ -154,9 +169,11 @@ async def finished(server: Server, job_id: int) -> dict[str, Any]:
     raise AssertionError(f"job {job_id} did not finish")
 
 
-async def refused(server: Server, key: bytes, *, tls: bool = False) -> bool:
+async def refused(
+    server: Server, version: OcppVersion, secret: bytes | None = None, *, tls: bool = False
+) -> bool:
     try:
-        station = await server.station(key, tls=tls)
+        station = await server.station(version, secret, tls=tls)
     except Exception:  # noqa: BLE001 - any refusal (401 on the handshake)
         return True
     await station.ws.close()
@@ -167,125 +184,167 @@ def job_id(body: dict[str, Any]) -> int:
     return int(body.get("job", body)["id"])
 
 
+def secret_in(version: OcppVersion, payload: dict[str, Any]) -> bytes:
+    if version is V16:
+        return bytes.fromhex(payload["value"])
+    return str(payload["setVariableData"][0]["attributeValue"]).encode()
+
+
+def positive(action: str, payload: dict[str, Any]) -> dict[str, Any]:
+    """What a willing station answers to each call of an upgrade."""
+    if action == "GetVariables":
+        item = payload["getVariableData"][0]
+        result = {"attributeStatus": "Accepted", "attributeValue": "1"}
+        return {"getVariableResult": [result | {k: item[k] for k in ("component", "variable")}]}
+    if action == "SetVariables":
+        item = payload["setVariableData"][0]
+        result = {"attributeStatus": "Accepted"}
+        return {"setVariableResult": [result | {k: item[k] for k in ("component", "variable")}]}
+    return {"status": "Accepted"}
+
+
+async def walk_upgrade(
+    station: RawStation, version: OcppVersion, until: str | None = None
+) -> tuple[str, dict[str, Any]] | None:
+    """Answer the upgrade's calls willingly; stop at ``until`` and return it unanswered."""
+    for action in UPGRADE_CALLS[version]:
+        unique_id, payload = await station.expect_call(action, timeout=20)
+        if action == until:
+            return unique_id, payload
+        await station.answer(unique_id, positive(action, payload))
+    return None
+
+
+BOTH = pytest.mark.parametrize("version", [V16, V201])
+
+
 # ---- rotation -------------------------------------------------------------------------------
 
 
+@BOTH
 @pytest.mark.parametrize("applied", [False, True], ids=["not-applied", "applied"])
-async def test_kill_after_change_sent_before_answer(server: Server, applied: bool) -> None:
-    station = await server.station()
-    job = job_id(await server.api("POST", f"/api/stations/{IDENTITY}/rotate-password"))
-    _, payload = await station.expect_call("ChangeConfiguration")
-    sent_key = bytes.fromhex(payload["value"])
+async def test_kill_after_change_sent_before_answer(
+    server: Server, version: OcppVersion, applied: bool
+) -> None:
+    station = await server.station(version)
+    path = f"/api/stations/{IDENTITY[version]}/rotate-password"
+    job = job_id(await server.api("POST", path))
+    _, payload = await station.expect_call(ROTATION_CALL[version])
+    sent = secret_in(version, payload)
     server.kill()
     await station.ws.close()
     server.start()
     if applied:
-        # It took the key before the CSMS died: it comes back with it and is let in.
-        station = await server.station(sent_key)
-        final_key = sent_key
+        # It took the secret before the CSMS died: it comes back with it and is let in.
+        station = await server.station(version, sent)
+        final = sent
     else:
-        # It never acted on it: back with the old key, let in, and given a fresh one.
-        station = await server.station(OLD_KEY)
-        unique_id, payload = await station.expect_call("ChangeConfiguration", timeout=20)
-        final_key = bytes.fromhex(payload["value"])
-        assert final_key != sent_key
-        await station.answer(unique_id, {"status": "Accepted"})
+        # It never acted on it: back with the old secret, let in, and given a fresh one.
+        station = await server.station(version)
+        unique_id, payload = await station.expect_call(ROTATION_CALL[version], timeout=20)
+        final = secret_in(version, payload)
+        assert final != sent
+        await station.answer(unique_id, rotation_answer(version, "Accepted"))
     result = await finished(server, job)
     await station.ws.close()
     assert result["state"] == "succeeded", result
-    assert not await refused(server, final_key)
-    assert await refused(server, OLD_KEY)
+    assert not await refused(server, version, final)
+    assert await refused(server, version)
 
 
-async def test_kill_right_after_the_station_accepted(server: Server) -> None:
-    station = await server.station()
-    job = job_id(await server.api("POST", f"/api/stations/{IDENTITY}/rotate-password"))
-    unique_id, payload = await station.expect_call("ChangeConfiguration")
-    new_key = bytes.fromhex(payload["value"])
-    await station.answer(unique_id, {"status": "Accepted"})
+@BOTH
+async def test_kill_right_after_the_station_accepted(server: Server, version: OcppVersion) -> None:
+    station = await server.station(version)
+    path = f"/api/stations/{IDENTITY[version]}/rotate-password"
+    job = job_id(await server.api("POST", path))
+    unique_id, payload = await station.expect_call(ROTATION_CALL[version])
+    new = secret_in(version, payload)
+    await station.answer(unique_id, rotation_answer(version, "Accepted"))
     server.kill()  # whether or not the CSMS recorded the answer
     await station.ws.close()
     server.start()
-    station = await server.station(new_key)
+    station = await server.station(version, new)
     result = await finished(server, job)
     await station.ws.close()
     assert result["state"] == "succeeded", result
-    assert await refused(server, OLD_KEY)
+    assert await refused(server, version)
 
 
-async def test_kill_while_waiting_for_an_offline_station(server: Server) -> None:
-    job = job_id(await server.api("POST", f"/api/stations/{IDENTITY}/rotate-password"))
+@BOTH
+async def test_kill_while_waiting_for_an_offline_station(
+    server: Server, version: OcppVersion
+) -> None:
+    path = f"/api/stations/{IDENTITY[version]}/rotate-password"
+    job = job_id(await server.api("POST", path))
     for _ in range(100):
         if (await stored_job(server, job)).state is JobState.WAITING:
             break
         await asyncio.sleep(0.1)
     server.kill()
     server.start()
-    station = await server.station()
-    unique_id, payload = await station.expect_call("ChangeConfiguration", timeout=20)
-    await station.answer(unique_id, {"status": "Accepted"})
+    station = await server.station(version)
+    unique_id, payload = await station.expect_call(ROTATION_CALL[version], timeout=20)
+    await station.answer(unique_id, rotation_answer(version, "Accepted"))
     result = await finished(server, job)
     await station.ws.close()
     assert result["state"] == "succeeded", result
-    assert not await refused(server, bytes.fromhex(payload["value"]))
+    assert not await refused(server, version, secret_in(version, payload))
 
 
 # ---- upgrade 1→2 ------------------------------------------------------------------------------
 
 
-async def test_kill_during_install_root_then_upgrade_completes(server: Server) -> None:
-    station = await server.station()
-    job = job_id(await server.api("POST", f"/api/stations/{IDENTITY}/upgrade", {"to": 2}))
+@BOTH
+async def test_kill_during_install_root_then_upgrade_completes(
+    server: Server, version: OcppVersion
+) -> None:
+    station = await server.station(version)
+    path = f"/api/stations/{IDENTITY[version]}/upgrade"
+    job = job_id(await server.api("POST", path, {"to": 2}))
     await station.expect_call("InstallCertificate")
     server.kill()
     await station.ws.close()
     server.start()
-    station = await server.station()  # still profile 1: nothing was committed
-    unique_id, _ = await station.expect_call("InstallCertificate", timeout=20)
-    await station.answer(unique_id, {"status": "Accepted"})
-    unique_id, payload = await station.expect_call("ChangeConfiguration")
-    assert payload == {"key": "SecurityProfile", "value": "2"}
-    await station.answer(unique_id, {"status": "Accepted"})
+    station = await server.station(version)  # still profile 1: nothing was committed
+    await walk_upgrade(station, version)
     await station.ws.close()
-    station = await server.station(tls=True)
+    station = await server.station(version, tls=True)
     result = await finished(server, job)
     await station.ws.close()
     assert result["state"] == "succeeded", result
-    assert await refused(server, OLD_KEY)  # profile 1 refused from now on
+    assert await refused(server, version)  # profile 1 refused from now on
 
 
+@BOTH
 @pytest.mark.parametrize("switched", [False, True], ids=["not-switched", "switched"])
-async def test_kill_during_the_switch(server: Server, switched: bool) -> None:
-    station = await server.station()
-    job = job_id(await server.api("POST", f"/api/stations/{IDENTITY}/upgrade", {"to": 2}))
-    unique_id, _ = await station.expect_call("InstallCertificate")
-    await station.answer(unique_id, {"status": "Accepted"})
-    await station.expect_call("ChangeConfiguration")
+async def test_kill_during_the_switch(server: Server, version: OcppVersion, switched: bool) -> None:
+    station = await server.station(version)
+    path = f"/api/stations/{IDENTITY[version]}/upgrade"
+    job = job_id(await server.api("POST", path, {"to": 2}))
+    await walk_upgrade(station, version, until=SWITCH[version])
     server.kill()
     await station.ws.close()
     server.start()
     if switched:
-        station = await server.station(tls=True)  # let in on the pending profile 2
+        station = await server.station(version, tls=True)  # let in on the pending profile 2
     else:
-        station = await server.station()  # still let in on profile 1, and told again
-        unique_id, payload = await station.expect_call("ChangeConfiguration", timeout=20)
-        assert payload == {"key": "SecurityProfile", "value": "2"}
-        await station.answer(unique_id, {"status": "Accepted"})
+        station = await server.station(version)  # still let in on profile 1, and told again
+        unique_id, payload = await station.expect_call(SWITCH[version], timeout=20)
+        await station.answer(unique_id, positive(SWITCH[version], payload))
         await station.ws.close()
-        station = await server.station(tls=True)
+        station = await server.station(version, tls=True)
     result = await finished(server, job)
     await station.ws.close()
     assert result["state"] == "succeeded", result
-    assert await refused(server, OLD_KEY)
+    assert await refused(server, version)
 
 
-async def test_kill_while_waiting_for_the_reconnect(server: Server) -> None:
-    station = await server.station()
-    job = job_id(await server.api("POST", f"/api/stations/{IDENTITY}/upgrade", {"to": 2}))
-    unique_id, _ = await station.expect_call("InstallCertificate")
-    await station.answer(unique_id, {"status": "Accepted"})
-    unique_id, _ = await station.expect_call("ChangeConfiguration")
-    await station.answer(unique_id, {"status": "Accepted"})
+@BOTH
+async def test_kill_while_waiting_for_the_reconnect(server: Server, version: OcppVersion) -> None:
+    station = await server.station(version)
+    path = f"/api/stations/{IDENTITY[version]}/upgrade"
+    job = job_id(await server.api("POST", path, {"to": 2}))
+    await walk_upgrade(station, version)
     for _ in range(100):
         if (await stored_job(server, job)).step == "await-reconnect":
             break
@@ -293,8 +352,8 @@ async def test_kill_while_waiting_for_the_reconnect(server: Server) -> None:
     server.kill()
     await station.ws.close()
     server.start()
-    station = await server.station(tls=True)
+    station = await server.station(version, tls=True)
     result = await finished(server, job)
     await station.ws.close()
     assert result["state"] == "succeeded", result
-    assert await refused(server, OLD_KEY)
+    assert await refused(server, version)
