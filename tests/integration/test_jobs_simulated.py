@@ -4,6 +4,7 @@ rotate the password, upgrade 1→2→3, and see every older profile refused afte
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ from tlskit import CPO, tls_settings
 from websockets.exceptions import InvalidStatus
 
 from chargewarden.app import RunningCsms, start_csms
+from chargewarden.demo_upgrades import upgrade_station_config
 from chargewarden.rpc.versions import OcppVersion
 from chargewarden.simulator.config import StationConfig
 from chargewarden.store.job_records import JobState
@@ -34,15 +36,9 @@ async def tls_csms(tmp_path: Path, pki_template: Path) -> AsyncIterator[RunningC
 
 def profile_1_station(csms: RunningCsms, identity: str, version: OcppVersion) -> StationConfig:
     """A station on profile 1 that knows nothing of our CA yet (it gets the root over OCPP)."""
-    assert csms.wss_address is not None
-    return StationConfig(
-        identity=identity,
-        ocpp_version=version,
-        url=csms.ws_url,
-        tls_url=f"wss://localhost:{csms.wss_address[1]}/ocpp",
-        security_profile=1,
-        auth_key=bytes.fromhex(AUTH_KEY) if version is V16 else None,
-        password=PASSWORD if version is V201 else None,
+    secret = bytes.fromhex(AUTH_KEY) if version is V16 else PASSWORD
+    return replace(
+        upgrade_station_config(csms, identity, version, secret),
         cpo_name=CPO,
         reconnect_backoff_initial=0.2,
         reconnect_backoff_max=1.0,

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import builtins
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from chargewarden.store.base import Repository, check_page
 from chargewarden.store.errors import StoreError
@@ -93,6 +95,24 @@ def _job_values(record: JobRecord, now: datetime) -> dict[str, Any]:
     }
 
 
+async def _insert(
+    session: AsyncSession, record: JobRecord, now: datetime, detail: str | None
+) -> JobRecord:
+    """One job and the first line of its trail."""
+    stmt = insert(JobRow).values(**_job_values(record, now)).returning(JobRow)
+    row = (await session.execute(stmt)).scalar_one()
+    session.add(
+        JobStepRow(
+            job_id=row.id,
+            at=now,
+            step=row.step,
+            outcome="created",
+            detail=_clip(detail, _DETAIL_CHARS),
+        )
+    )
+    return _job_record(row)
+
+
 class JobRepository(Repository):
     async def add(self, record: JobRecord, *, detail: str | None = None) -> JobRecord:
         """Store a new job and the first line of its trail."""
@@ -101,24 +121,10 @@ class JobRepository(Repository):
     async def add_many(
         self, records: Sequence[JobRecord], *, detail: str | None = None
     ) -> builtins.list[JobRecord]:
-        """Several jobs in one transaction (a fleet job's children): all or none."""
+        """Several jobs in one transaction: all or none."""
         now = utcnow()
-        out: list[JobRecord] = []
         async with self._transaction() as session:
-            for record in records:
-                stmt = insert(JobRow).values(**_job_values(record, now)).returning(JobRow)
-                row = (await session.execute(stmt)).scalar_one()
-                session.add(
-                    JobStepRow(
-                        job_id=row.id,
-                        at=now,
-                        step=row.step,
-                        outcome="created",
-                        detail=_clip(detail, _DETAIL_CHARS),
-                    )
-                )
-                out.append(_job_record(row))
-        return out
+            return [await _insert(session, record, now, detail) for record in records]
 
     async def add_fleet(
         self, parent: JobRecord, children: Sequence[JobRecord], *, detail: str | None = None
@@ -126,34 +132,17 @@ class JobRepository(Repository):
         """A fleet job and its children in one transaction, children pointing at the parent."""
         now = utcnow()
         async with self._transaction() as session:
-            stmt = insert(JobRow).values(**_job_values(parent, now)).returning(JobRow)
-            parent_row = (await session.execute(stmt)).scalar_one()
-            session.add(
-                JobStepRow(
-                    job_id=parent_row.id,
-                    at=now,
-                    step=parent_row.step,
-                    outcome="created",
-                    detail=_clip(detail, _DETAIL_CHARS),
+            fleet = await _insert(session, parent, now, detail)
+            kids = [
+                await _insert(
+                    session,
+                    replace(child, parent_id=fleet.id),
+                    now,
+                    f"part of fleet job {fleet.id}",
                 )
-            )
-            kids: list[JobRecord] = []
-            for child in children:
-                values = _job_values(child, now) | {"parent_id": parent_row.id}
-                row = (
-                    await session.execute(insert(JobRow).values(**values).returning(JobRow))
-                ).scalar_one()
-                session.add(
-                    JobStepRow(
-                        job_id=row.id,
-                        at=now,
-                        step=row.step,
-                        outcome="created",
-                        detail=f"part of fleet job {parent_row.id}",
-                    )
-                )
-                kids.append(_job_record(row))
-            return _job_record(parent_row), kids
+                for child in children
+            ]
+            return fleet, kids
 
     async def get(self, job_id: int) -> JobRecord | None:
         async with self._transaction() as session:
