@@ -16,20 +16,21 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
-from cryptography import x509
-from cryptography.hazmat.primitives.serialization import Encoding
-
 from chargewarden.domain.station_commands import (
     Command,
     CommandFailed,
     FailureKind,
     ProfilePlan,
-    RootCertificateKind,
 )
 from chargewarden.rpc.versions import OcppVersion
 from chargewarden.store.job_records import JobKind, JobRecord
-from chargewarden.store.records import AlertSeverity, CertificateRequestState, StationRecord
+from chargewarden.store.records import AlertSeverity, StationRecord
 from chargewarden.workflows.steps import Advance, Fail, Outcome, Succeed, Wait, WorkflowDeps
+from chargewarden.workflows.upgrade_prerequisites import (
+    install_csms_roots,
+    offline,
+    station_certificate,
+)
 
 _POSITIVE = {"Accepted", "RebootRequired", "Scheduled"}
 
@@ -63,9 +64,7 @@ class UpgradeProfile:
 
     @staticmethod
     def _offline(step: str, stage: int) -> Wait:
-        return Wait(
-            step, f"station is offline; the upgrade to profile {stage} goes on when it connects"
-        )
+        return offline(step, stage)
 
     async def step(self, job: JobRecord) -> Outcome:
         assert job.station_identity is not None
@@ -119,68 +118,10 @@ class UpgradeProfile:
         return "install-root" if stage == 2 else "certificate"
 
     async def _install_root(self, job: JobRecord, station: StationRecord) -> Outcome:
-        stage = self._stage(job)
-        if not self._online(station.identity):
-            return self._offline(job.step, stage)
-        roots = self._deps.csms_roots()
-        assert roots is not None and self._deps.station_certificates is not None
-        for certificate in x509.load_pem_x509_certificates(roots):
-            pem = certificate.public_bytes(Encoding.PEM).decode()
-            try:
-                status = await self._deps.station_certificates.install(
-                    station.identity, RootCertificateKind.CSMS_ROOT, pem, actor=job.actor
-                )
-            except CommandFailed as exc:
-                if exc.kind is FailureKind.OFFLINE:
-                    return self._offline(job.step, stage)
-                return Fail(f"installing the CSMS root failed: {exc}")
-            if status != "Accepted":
-                return Fail(f"station answered InstallCertificate(CSMS root) with {status}")
-        return Advance("set-pending", "CSMS root installed on the station")
+        return await install_csms_roots(self._deps, job, station, self._stage(job))
 
     async def _certificate(self, job: JobRecord, station: StationRecord) -> Outcome:
-        stage = self._stage(job)
-        signing = self._deps.signing
-        assert signing is not None
-        now = self._deps.clock()
-        request_id = job.context.get("request_id")
-        if request_id is None:
-            if not self._online(station.identity):
-                return self._offline(job.step, stage)
-            try:
-                # Returns the open request instead of a second one, so a rerun is harmless.
-                request = await signing.request(station.identity, actor=job.actor)
-            except CommandFailed as exc:
-                if exc.kind is FailureKind.OFFLINE:
-                    return self._offline(job.step, stage)
-                return Fail(f"asking the station for a CSR failed: {exc}")
-            deadline = now + timedelta(seconds=self._deps.settings.certificate_wait_seconds)
-            return Wait(
-                "certificate",
-                f"waiting for the station's CSR and its certificate (request {request.id})",
-                wake_at=now + timedelta(seconds=self._deps.settings.poll_seconds),
-                deadline=deadline,
-                context={"request_id": request.id},
-            )
-        request = await self._deps.store.certificate_requests.get(int(request_id))
-        if request is None:
-            return Fail(f"certificate request {request_id} disappeared")
-        if request.state is CertificateRequestState.ACCEPTED:
-            return Advance(
-                "set-pending", f"station installed its certificate (request {request_id})"
-            )
-        if not request.state.open:
-            why = f": {request.reason}" if request.reason else ""
-            return Fail(f"certificate request {request_id} ended {request.state}{why}")
-        if job.deadline is not None and now >= job.deadline:
-            waited = self._deps.settings.certificate_wait_seconds
-            return Fail(f"no certificate installed within {waited:.0f} s")
-        return Wait(
-            "certificate",
-            f"waiting for the station's CSR and its certificate (request {request_id}, "
-            f"{request.state})",
-            wake_at=now + timedelta(seconds=self._deps.settings.poll_seconds),
-        )
+        return await station_certificate(self._deps, job, station, self._stage(job))
 
     async def _set_pending(self, job: JobRecord, station: StationRecord) -> Outcome:
         stage = self._stage(job)
