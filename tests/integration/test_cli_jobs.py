@@ -205,7 +205,8 @@ async def test_rotation_waits_for_the_outcome_and_jobs_show_list_cancel(data_dir
         cancelled = assert_ok(await acli("jobs", "cancel", str(offline), data_dir=data_dir))
         assert f"job {offline} cancelled: cancelled before the new credential was sent" in cancelled
         assert_one_line_error(
-            await acli("jobs", "cancel", str(offline), data_dir=data_dir), "already finished (cancelled)"
+            await acli("jobs", "cancel", str(offline), data_dir=data_dir),
+            "already finished (cancelled)",
         )
 
         listing = assert_ok(await acli("jobs", "list", data_dir=data_dir))
