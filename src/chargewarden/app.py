@@ -28,7 +28,7 @@ from chargewarden.pki.crl import (
     make_csms_root_provider,
 )
 from chargewarden.pki.hierarchy import Pki, ensure_pki, record_hierarchy
-from chargewarden.pki.material import csms_root_pem, load_tls_material
+from chargewarden.pki.material import TlsMaterial, csms_root_pem, load_tls_material
 from chargewarden.pki.passphrase import load_passphrase
 from chargewarden.pki.signer import BuiltInSigner
 from chargewarden.security.alerts import Alerts
@@ -36,6 +36,10 @@ from chargewarden.security.recorder import SecurityRecorder
 from chargewarden.security.throttle import AdmissionThrottle
 from chargewarden.security.verifier import CredentialVerifier, VerificationCache
 from chargewarden.store import Store
+from chargewarden.transfer.app import FilesContext, create_files_app
+from chargewarden.transfer.server import LiveContext
+from chargewarden.transfer.storage import TransferStorage
+from chargewarden.transfer.tokens import TransferLinks
 from chargewarden.watchers import PkiWatcher
 from chargewarden.workflows.engine import JobEngine
 from chargewarden.workflows.fleet import FleetJob
@@ -70,6 +74,13 @@ class RunningCsms:
     renewal: CertificateRenewal | None
     engine: JobEngine
     jobs: JobService
+    # File transfer with stations (firmware downloads, log uploads); None without the CA or
+    # with [files] port unset.
+    files: FileTransfer | None = None
+
+    @property
+    def files_url(self) -> str | None:
+        return self.files.links.base_url if self.files is not None else None
 
     @property
     def ws_url(self) -> str:
@@ -97,6 +108,8 @@ class RunningCsms:
     async def stop(self) -> None:
         if self.api is not None:
             await self.api.stop()
+        if self.files is not None:
+            await self.files.server.stop()
         if self.renewal is not None:
             await self.renewal.stop()
         await self.engine.stop()
@@ -154,13 +167,14 @@ async def start_csms(settings: Settings, *, with_api: bool = True) -> RunningCsm
         station_certificates = StationCertificates(store, channel)
         signing = renewal = None
         listeners = [Listener(settings.host, settings.ws_port, "ws")]
-        pki = watcher = None
+        pki = watcher = material = None
         if settings.wss_port is not None:
             passphrase = load_passphrase(settings)
             # Key generation on first start takes a moment; keep the loop free meanwhile.
             pki = await asyncio.to_thread(ensure_pki, settings)
             await record_hierarchy(store, pki)
-            gateway.use_tls_material(load_tls_material(settings, passphrase))
+            material = load_tls_material(settings, passphrase)
+            gateway.use_tls_material(material)
             listeners.append(Listener(settings.host, settings.wss_port, "wss"))
             watcher = PkiWatcher(settings, store, gateway, pki, passphrase)
             signing = CertificateSigning(
@@ -176,6 +190,12 @@ async def start_csms(settings: Settings, *, with_api: bool = True) -> RunningCsm
             renewal = CertificateRenewal(store, signing, registry, settings.certificates)
         addresses = await gateway.start(listeners)
         undo.push_async_callback(gateway.stop)
+        files = None
+        if material is not None and settings.files.port is not None:
+            files = await _start_files(settings, store, recorder, material)
+            undo.push_async_callback(files.server.stop)
+            assert watcher is not None
+            watcher.material_listeners.append(files.tls.replace)
         engine, jobs = _jobs(
             settings,
             WorkflowDeps(
@@ -235,7 +255,42 @@ async def start_csms(settings: Settings, *, with_api: bool = True) -> RunningCsm
         renewal=renewal,
         engine=engine,
         jobs=jobs,
+        files=files,
     )
+
+
+@dataclass
+class FileTransfer:
+    server: ApiServer
+    links: TransferLinks
+    storage: TransferStorage
+    context: FilesContext
+    tls: LiveContext
+
+
+async def _start_files(
+    settings: Settings, store: Store, recorder: SecurityRecorder, material: TlsMaterial
+) -> FileTransfer:
+    """The HTTPS listener stations download firmware from and upload logs to."""
+    links = TransferLinks(store, settings.files.public_url or "https://unbound")
+    storage = TransferStorage(settings.data_dir)
+    context = FilesContext(
+        store=store,
+        links=links,
+        storage=storage,
+        recorder=recorder,
+        settings=settings.files,
+        clock=utc_now,
+    )
+    live = LiveContext(material)
+    assert settings.files.port is not None
+    server = await ApiServer.start(
+        create_files_app(context), settings.host, settings.files.port, ssl_context=live.entry
+    )
+    if settings.files.public_url is None:
+        # The bound port, not the configured one: 0 means "any free port".
+        links.base_url = f"https://{settings.public_hostname}:{server.address[1]}"
+    return FileTransfer(server, links, storage, context, live)
 
 
 def _jobs(

@@ -193,6 +193,70 @@ class AlertSettings(BaseModel):
         return value
 
 
+class FileTransferSettings(BaseModel):
+    """The HTTPS endpoint stations download firmware from and upload logs to (FW-01, LOG-01).
+
+    It presents the CSMS server certificate, so stations verify it with the root they already
+    trust for wss. Every URL carries a random per-request token; only its SHA-256 is stored.
+    """
+
+    model_config = {"extra": "forbid"}
+
+    port: int | None = Field(
+        9444, ge=0, le=65535, description="HTTPS port; None turns firmware and log transfer off"
+    )
+    public_url: str | None = Field(
+        None,
+        description="base URL stations are given, e.g. https://files.example.com:9444; "
+        "default https://<public_hostname>:<port>",
+    )
+    download_ttl_seconds: float = Field(
+        24 * 3600.0,
+        gt=0,
+        description="a firmware download URL works this long after the update's retrieve time",
+    )
+    upload_ttl_seconds: float = Field(
+        3600.0, gt=0, description="a log upload URL works this long after GetLog was sent"
+    )
+    max_upload_bytes: int = Field(50 * 1024 * 1024, ge=1024, le=4 * 1024 * 1024 * 1024)
+    max_firmware_bytes: int = Field(2 * 1024 * 1024 * 1024, ge=1024)
+    firmware_wait_seconds: float = Field(
+        6 * 3600.0,
+        gt=0,
+        description="an update not Installed this long after its retrieve time fails",
+    )
+    log_wait_seconds: float = Field(
+        3600.0, gt=0, description="a log request not Uploaded this long after GetLog fails"
+    )
+
+    @field_validator("public_url")
+    @classmethod
+    def _https_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith("https://"):
+            raise ValueError("must be an https:// URL")
+        return value.rstrip("/") if value else value
+
+
+class EventSettings(BaseModel):
+    """Security events and alerts: retention and alert coalescing (EVT-01..03)."""
+
+    model_config = {"extra": "forbid"}
+
+    retention_days: int = Field(
+        365, ge=0, le=36500, description="security events older than this are deleted; 0 keeps all"
+    )
+    alert_retention_days: int = Field(
+        365, ge=0, le=36500, description="alerts older than this are deleted; 0 keeps all"
+    )
+    purge_check_seconds: float = Field(3600.0, gt=0, description="how often retention runs")
+    alert_coalesce_seconds: float = Field(
+        300.0,
+        ge=0,
+        description="repeats of one critical event type from one station within this window "
+        "raise no new alert (they are still stored); 0 alerts on every one",
+    )
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX,
@@ -239,6 +303,8 @@ class Settings(BaseSettings):
     certificates: CertificateSettings = Field(default_factory=CertificateSettings)
     alerts: AlertSettings = Field(default_factory=AlertSettings)
     jobs: JobSettings = Field(default_factory=JobSettings)
+    files: FileTransferSettings = Field(default_factory=FileTransferSettings)
+    events: EventSettings = Field(default_factory=EventSettings)
 
     @field_validator("host", "public_hostname", "cpo_name")
     @classmethod

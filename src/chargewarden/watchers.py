@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import hashlib
 import logging
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 from chargewarden.config import Settings
@@ -27,7 +28,7 @@ from chargewarden.pki.crl import write_crls
 from chargewarden.pki.health import signature_problems
 from chargewarden.pki.hierarchy import Pki, record_hierarchy, renew_server_certificates_if_due
 from chargewarden.pki.layout import CA_NAMES, Layout
-from chargewarden.pki.material import load_tls_material, material_version
+from chargewarden.pki.material import TlsMaterial, load_tls_material, material_version
 from chargewarden.store import Store
 
 log = logging.getLogger(__name__)
@@ -84,6 +85,8 @@ class PkiWatcher:
         self._hierarchy_version = hierarchy_version(settings)
         self._refused_version: str | None = None
         self._task: asyncio.Task[None] | None = None
+        # Other TLS servers of the CSMS (the file-transfer listener) that follow the material.
+        self.material_listeners: list[Callable[[TlsMaterial], None]] = []
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="pki-watcher")
@@ -165,5 +168,7 @@ class PkiWatcher:
             return
         material = load_tls_material(self._settings, self._passphrase)
         self._gateway.use_tls_material(material)
+        for listener in self.material_listeners:
+            listener(material)
         self._material_version = version
         log.info("TLS material changed on disk; new handshakes use it, live connections stay")

@@ -56,6 +56,8 @@ def start_server(data_dir: Path, port: int) -> subprocess.Popen[bytes]:
         "0",
         "--api-port",
         "0",
+        "--files-port",
+        "0",
         "--public-hostname",
         "localhost",
     ]

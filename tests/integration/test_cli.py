@@ -314,7 +314,7 @@ def test_data_dir_that_cannot_be_created_is_one_line(tmp_path: Path):
 
 def test_demo_once_admits_and_refuses_as_expected(tmp_path: Path):
     result = cli(
-        "demo --once --ws-port 0 --wss-port 0 --api-port 0",
+        "demo --once --ws-port 0 --wss-port 0 --api-port 0 --files-port 0",
         data_dir=tmp_path,
         timeout=DEMO_TIMEOUT_SECONDS,
     )

@@ -116,6 +116,8 @@ class Serve:
             "0",
             "--api-port",
             "0",
+            "--files-port",
+            "0",
             "--public-hostname",
             "localhost",
         ]

@@ -38,6 +38,7 @@ def tls_settings(tmp_path: Path, pki_template: Path, **extra: Any) -> Any:
         "cpo_name": CPO,
         "call_timeout": 5.0,
         "pki_watch_seconds": 3600,  # tests drive the watcher themselves
+        "files": {"port": 0},
         "throttle": {"slowdown_after": 1000, "block_after": 1000, "identity_block_after": 1000},
     }
     return load_settings(None, **(options | extra))

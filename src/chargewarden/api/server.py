@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+import ssl
 from collections.abc import Iterator
 
 import uvicorn
@@ -43,7 +44,9 @@ class ApiServer:
         self.address = address
 
     @classmethod
-    async def start(cls, app: FastAPI, host: str, port: int) -> ApiServer:
+    async def start(
+        cls, app: FastAPI, host: str, port: int, ssl_context: ssl.SSLContext | None = None
+    ) -> ApiServer:
         config = uvicorn.Config(
             app,
             host=host,
@@ -53,6 +56,10 @@ class ApiServer:
             access_log=False,
             server_header=False,
         )
+        if ssl_context is not None:
+            # uvicorn builds contexts from file names only; ours switches certificates live.
+            config.load()
+            config.ssl = ssl_context
         server = _EmbeddedUvicorn(config)
         sock = bind_tcp(host, port)
         address = sock.getsockname()[:2]

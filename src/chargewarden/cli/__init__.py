@@ -11,6 +11,7 @@ from chargewarden.cli.ca import ca_app
 from chargewarden.cli.certs import cert_app
 from chargewarden.cli.common import guarded_main
 from chargewarden.cli.demo import demo
+from chargewarden.cli.firmware import firmware_app
 from chargewarden.cli.jobs import jobs_app
 from chargewarden.cli.operators import operator_app
 from chargewarden.cli.serve import serve
@@ -34,6 +35,7 @@ app.add_typer(operator_app, name="operator")
 app.add_typer(sim_app, name="sim")
 app.add_typer(ca_app, name="ca")
 app.add_typer(cert_app, name="cert")
+app.add_typer(firmware_app, name="firmware")
 app.add_typer(jobs_app, name="jobs")
 
 

@@ -7,7 +7,14 @@ from typing import Annotated
 import typer
 
 from chargewarden.cli.common import ConfigOption, DataDirOption, print_table, run, settings_from
-from chargewarden.cli.serve import ApiPortOption, HostOption, WsPortOption, WssPortOption
+from chargewarden.cli.serve import (
+    ApiPortOption,
+    FilesPortOption,
+    HostOption,
+    WsPortOption,
+    WssPortOption,
+    port_flags,
+)
 from chargewarden.config import Settings
 from chargewarden.logs import configure_logging
 
@@ -55,6 +62,7 @@ def demo(
     ws_port: WsPortOption = None,
     wss_port: WssPortOption = None,
     api_port: ApiPortOption = None,
+    files_port: FilesPortOption = None,
 ) -> None:
     """Start the CSMS with simulated stations, show who is admitted and who is refused."""
     settings = settings_from(
@@ -65,6 +73,7 @@ def demo(
         wss_port=wss_port,
         api_port=api_port,
         allow_profile_0=True,
+        **port_flags(files_port),
     )
     configure_logging("WARNING", settings.log_format)
     raise typer.Exit(run(_demo(settings, once)))

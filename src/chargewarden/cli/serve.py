@@ -29,6 +29,17 @@ HostnameOption = Annotated[
 ApiPortOption = Annotated[
     int | None, typer.Option("--api-port", help="Port of the HTTP API (0: any free)")
 ]
+FilesPortOption = Annotated[
+    int | None,
+    typer.Option(
+        "--files-port", help="HTTPS port for firmware downloads and log uploads (0: any free)"
+    ),
+]
+
+
+def port_flags(files_port: int | None) -> dict[str, object]:
+    """Nested settings given as flags (None: not given)."""
+    return {"files": {"port": files_port}} if files_port is not None else {}
 
 
 async def _serve(settings: Settings) -> None:
@@ -50,6 +61,8 @@ async def _serve(settings: Settings) -> None:
         if running.wss_url:
             typer.echo(f"  profiles 2 and 3: {running.wss_url}/<identity>")
         typer.echo(f"HTTP API: {running.api_url}/api/docs  (health: {running.api_url}/healthz)")
+        if running.files_url:
+            typer.echo(f"file transfer (firmware, logs): {running.files_url}/files/")
         typer.echo(f"database: {running.store.url_for_display}")
         if access is not None:
             typer.echo(f"CLI access (admin token, mode 0600): {access.path}")
@@ -82,8 +95,9 @@ def serve(
     wss_port: WssPortOption = None,
     public_hostname: HostnameOption = None,
     api_port: ApiPortOption = None,
+    files_port: FilesPortOption = None,
 ) -> None:
-    """Run the CSMS: the station gateway (ws and wss) and the HTTP API."""
+    """Run the CSMS: the station gateway (ws and wss), the HTTP API and the file transfer."""
     settings = settings_from(
         config,
         data_dir,
@@ -92,6 +106,7 @@ def serve(
         wss_port=wss_port,
         public_hostname=public_hostname,
         api_port=api_port,
+        **port_flags(files_port),
     )
     configure_logging(settings.log_level, settings.log_format)
     run(_serve(settings))

@@ -136,6 +136,13 @@ class CsmsEvent(StrEnum):
     UNTRUSTED_PROXY_HEADERS = "UntrustedProxyHeaders"
     # Certificate lifecycle (CRT-02): a CSR the CSMS refused to sign
     CSR_REJECTED = "CsrRejected"
+    # Firmware (FW-02): an image, signature or signing certificate the CSMS refused to register
+    # or to send (chain, validity, revocation, signature, the stored file changed)
+    FIRMWARE_REFUSED = "FirmwareRefused"
+    # File transfer (FW-01, LOG-01): a download or upload with an unknown or expired token
+    FILE_TOKEN_REFUSED = "FileTransferRefused"
+    # A one-time log upload token presented again, or for another station's request
+    UPLOAD_TOKEN_REUSED = "UploadTokenReused"
 
 
 # Critical = an operator should look now. Single failed logins, scanners and misconfigurations
@@ -171,6 +178,12 @@ _CSMS_CRITICAL: MappingProxyType[CsmsEvent, bool] = MappingProxyType(
         CsmsEvent.UNTRUSTED_PROXY_HEADERS: True,
         # Usually a misconfigured CpoName or serial; the reason says which rule failed.
         CsmsEvent.CSR_REJECTED: False,
+        # An image that does not verify is a tampered or mis-signed release: stop and look.
+        CsmsEvent.FIRMWARE_REFUSED: True,
+        # Expired links are routine (a station retrying late); scanners guess tokens.
+        CsmsEvent.FILE_TOKEN_REFUSED: False,
+        # A used token presented again means the URL leaked or is being replayed.
+        CsmsEvent.UPLOAD_TOKEN_REUSED: True,
     }
 )
 

@@ -262,3 +262,109 @@ class JobStepRow(Base):
     step: Mapped[str] = mapped_column(String)
     outcome: Mapped[str] = mapped_column(String)
     detail: Mapped[str | None] = mapped_column(String)
+
+
+class FirmwareReleaseRow(Base):
+    __tablename__ = "firmware_releases"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String, unique=True)
+    filename: Mapped[str] = mapped_column(String)
+    sha256: Mapped[str] = mapped_column(String, index=True)
+    size: Mapped[int] = mapped_column(BigId)
+    signature: Mapped[str] = mapped_column(Text)
+    signing_certificate_pem: Mapped[str] = mapped_column(Text)
+    signer_subject: Mapped[str] = mapped_column(String)
+    algorithm: Mapped[str] = mapped_column(String)
+    signer_not_after: Mapped[datetime] = mapped_column(UTCDateTime)
+    actor: Mapped[str] = mapped_column(String)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class FirmwareUpdateRow(Base):
+    """One update of one station; the id is the OCPP requestId."""
+
+    __tablename__ = "firmware_updates"
+    __table_args__ = (
+        CheckConstraint(
+            "state IN ('pending', 'sent', 'accepted', 'refused', 'installed', 'failed', "
+            "'cancelled')",
+            name="state_known",
+        ),
+        Index("ix_firmware_updates_station_created", "station_identity", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # No foreign key to stations: the record of what was installed outlives the station.
+    station_identity: Mapped[str] = mapped_column(String)
+    release_id: Mapped[int] = mapped_column(
+        Integer, ForeignKey("firmware_releases.id", ondelete="RESTRICT"), index=True
+    )
+    state: Mapped[str] = mapped_column(String)
+    retrieve_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    install_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    retries: Mapped[int | None] = mapped_column(Integer)
+    retry_interval: Mapped[int | None] = mapped_column(Integer)
+    job_id: Mapped[int | None] = mapped_column(BigId)
+    actor: Mapped[str] = mapped_column(String)
+    response_status: Mapped[str | None] = mapped_column(String)
+    station_status: Mapped[str | None] = mapped_column(String)
+    history: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    reason: Mapped[str | None] = mapped_column(String)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class LogRequestRow(Base):
+    """One GetLog; the id is the OCPP requestId."""
+
+    __tablename__ = "log_requests"
+    __table_args__ = (
+        CheckConstraint(
+            "state IN ('pending', 'sent', 'accepted', 'refused', 'uploaded', 'failed', "
+            "'cancelled')",
+            name="state_known",
+        ),
+        CheckConstraint("log_type IN ('SecurityLog', 'DiagnosticsLog')", name="log_type_known"),
+        Index("ix_log_requests_station_created", "station_identity", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    station_identity: Mapped[str] = mapped_column(String)
+    log_type: Mapped[str] = mapped_column(String)
+    state: Mapped[str] = mapped_column(String)
+    since: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    job_id: Mapped[int | None] = mapped_column(BigId)
+    actor: Mapped[str] = mapped_column(String)
+    response_status: Mapped[str | None] = mapped_column(String)
+    station_filename: Mapped[str | None] = mapped_column(String)
+    station_status: Mapped[str | None] = mapped_column(String)
+    history: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    stored_path: Mapped[str | None] = mapped_column(String)
+    size: Mapped[int | None] = mapped_column(BigId)
+    sha256: Mapped[str | None] = mapped_column(String)
+    uploaded_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    reason: Mapped[str | None] = mapped_column(String)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class FileTokenRow(Base):
+    """Per-request download/upload tokens; the token itself is only in the URL."""
+
+    __tablename__ = "file_tokens"
+    __table_args__ = (
+        CheckConstraint("purpose IN ('firmware-download', 'log-upload')", name="purpose_known"),
+        Index("ix_file_tokens_purpose_ref", "purpose", "ref_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    token_sha256: Mapped[str] = mapped_column(String, unique=True)
+    purpose: Mapped[str] = mapped_column(String)
+    station_identity: Mapped[str] = mapped_column(String)
+    ref_id: Mapped[int] = mapped_column(Integer)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    uses: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -14,10 +14,12 @@ from chargewarden.store.cert_requests import (
 from chargewarden.store.certificates import CertificateRepository
 from chargewarden.store.db import open_engine
 from chargewarden.store.events import AuditRepository, SecurityEventRepository
+from chargewarden.store.firmware import FirmwareReleaseRepository, FirmwareUpdateRepository
 from chargewarden.store.jobs import JobRepository
 from chargewarden.store.operators import OperatorRepository
 from chargewarden.store.point_reads import PointReads
 from chargewarden.store.stations import ConnectorStatusRepository, StationRepository
+from chargewarden.store.transfers import FileTokenRepository, LogRequestRepository
 from chargewarden.store.urls import mask_url, normalize_database_url
 
 
@@ -46,6 +48,10 @@ class Store:
         self.installed_certificates = InstalledCertificatesRepository(sessions, dialect)
         self.alerts = AlertRepository(sessions, dialect)
         self.jobs = JobRepository(sessions, dialect)
+        self.firmware_releases = FirmwareReleaseRepository(sessions, dialect)
+        self.firmware_updates = FirmwareUpdateRepository(sessions, dialect)
+        self.log_requests = LogRequestRepository(sessions, dialect)
+        self.file_tokens = FileTokenRepository(sessions, dialect)
 
     @classmethod
     async def open(cls, url: str, *, migrate: bool = True) -> Store:
