@@ -24,9 +24,12 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
+        # Every extra= field becomes a key (security events: security_event, event_id, station,
+        # peer, critical, source, ...), so a SIEM can match on fields, not on the message text.
+        # setdefault: an extra field must not overwrite time/level/logger/message.
         for key, value in vars(record).items():
             if key not in _STANDARD and not key.startswith("_"):
-                entry[key] = value
+                entry.setdefault(key, value)
         if record.exc_info and record.exc_info[0] is not None:
             entry["exception"] = record.exc_info[0].__name__
         return json.dumps(entry, default=str, ensure_ascii=False)

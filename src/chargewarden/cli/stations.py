@@ -1,4 +1,4 @@
-"""`chargewarden station ...` and `chargewarden events`: the operator's view of the fleet."""
+"""`chargewarden station ...`: the operator's view of the fleet (`events` is in cli/events.py)."""
 
 from __future__ import annotations
 
@@ -184,46 +184,6 @@ def show(
     width = max(len(k) for k, _ in rows)
     for key, value in rows:
         typer.echo(f"{key.ljust(width)}  {value}")
-
-
-def events(
-    station: Annotated[str | None, typer.Option("--station", help="Only this station")] = None,
-    critical: Annotated[bool, typer.Option("--critical", help="Only critical events")] = False,
-    limit: Annotated[int, typer.Option("--limit", min=1, max=10000)] = 50,
-    config: ConfigOption = None,
-    data_dir: DataDirOption = None,
-) -> None:
-    """Security events, newest first: the stations' own and the CSMS's."""
-    settings = settings_from(config, data_dir)
-    quiet_logging(settings)
-    items = run(
-        with_store(
-            settings,
-            lambda store: store.events.list(
-                station=station, critical=True if critical else None, limit=limit
-            ),
-        )
-    )
-    if not items:
-        typer.echo("no security events")
-        return
-    print_table(
-        ["time", "source", "station", "type", "critical", "peer", "info"],
-        [
-            [
-                (e.received_at or e.occurred_at).isoformat(timespec="seconds")
-                if (e.received_at or e.occurred_at)
-                else "",
-                e.source,
-                e.station_identity or "-",
-                e.type,
-                "yes" if e.critical else "",
-                e.peer_address or "",
-                (e.tech_info or "")[:80],
-            ]
-            for e in items
-        ],
-    )
 
 
 def profile_change_refusal(

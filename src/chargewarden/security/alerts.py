@@ -4,7 +4,9 @@ The webhook body is JSON; ``X-ChargeWarden-Signature: sha256=<hex>`` is an HMAC-
 ``<X-ChargeWarden-Timestamp>.<body>`` with the configured secret, so a receiver can check both
 origin and freshness. Delivery is retried with exponential backoff in the background; the
 alert record counts the attempts and says when it was delivered. An alert is never lost
-because a webhook is down: the store has it first.
+because a webhook is down: the store has it first, and ``start()`` runs a redelivery pass that
+picks up what a previous run left undelivered with attempts to spare (stopped mid-backoff,
+crashed). Delivery is at least once: receivers deduplicate on the alert ``id``.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import hmac
 import json
 import logging
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -30,6 +32,12 @@ SIGNATURE_HEADER = "X-ChargeWarden-Signature"
 TIMESTAMP_HEADER = "X-ChargeWarden-Timestamp"
 FIRST_RETRY_SECONDS = 1.0
 MAX_RETRY_SECONDS = 300.0
+MAX_CONCURRENT_DELIVERIES = 8
+REDELIVERY_BATCH = 100
+# The redelivery pass leaves older alerts alone: with attempts left and this old, they were
+# raised while no webhook was configured, and a newly configured webhook should not receive
+# months of history at once. They stay in the store and in `chargewarden alerts`.
+REDELIVER_WITHIN = timedelta(days=7)
 
 
 class AlertConfigError(Exception):
@@ -78,6 +86,16 @@ class Alerts:
         self._settings = settings
         self._secret = load_webhook_secret(settings)
         self._deliveries: set[asyncio.Task[None]] = set()
+        # Ids being delivered by this process, so the redelivery pass does not send them twice.
+        self._in_flight: set[int] = set()
+        # A webhook that is down must not turn a burst of alerts into a burst of sockets.
+        self._slots = asyncio.Semaphore(MAX_CONCURRENT_DELIVERIES)
+        self._redelivery: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        """Begin the redelivery pass of alerts earlier runs did not deliver (background)."""
+        if self._settings.webhook_url and self._redelivery is None:
+            self._redelivery = asyncio.create_task(self._redeliver(), name="alert-redelivery")
 
     async def raise_alert(
         self,
@@ -104,20 +122,70 @@ class Alerts:
             kind,
             station,
             message,
-            extra={"alert": kind, "severity": str(severity), "station": station},
+            extra={
+                "alert": kind,
+                "alert_id": alert.id,
+                "severity": str(severity),
+                "station": station,
+            },
         )
         if self._settings.webhook_url:
-            task = asyncio.create_task(self._deliver(alert))
-            self._deliveries.add(task)
-            task.add_done_callback(self._deliveries.discard)
+            self._spawn(alert)
         return alert
+
+    def _spawn(self, alert: AlertRecord) -> asyncio.Task[None]:
+        assert alert.id is not None
+        self._in_flight.add(alert.id)
+        task = asyncio.create_task(self._deliver(alert))
+        self._deliveries.add(task)
+        task.add_done_callback(self._deliveries.discard)
+        return task
+
+    async def _redeliver(self) -> None:
+        since = datetime.now(UTC) - REDELIVER_WITHIN
+        after_id, total = 0, 0
+        try:
+            while True:
+                batch = await self._store.alerts.undelivered(
+                    max_attempts=self._settings.webhook_attempts,
+                    since=since,
+                    after_id=after_id,
+                    limit=REDELIVERY_BATCH,
+                )
+                if not batch:
+                    break
+                after_id = batch[-1].id or after_id
+                waiting = [a for a in batch if a.id not in self._in_flight]
+                if waiting and not total:
+                    log.info("sending alerts a previous run did not deliver to the webhook")
+                total += len(waiting)
+                # One page at a time: a long backlog is never all in memory at once.
+                tasks = [self._spawn(alert) for alert in waiting]
+                await asyncio.gather(*tasks, return_exceptions=True)
+        except StoreError as exc:
+            log.error("alert redelivery stopped: %s; undelivered alerts stay in the store", exc)
+            return
+        if total:
+            log.info("redelivery pass done: %d alert(s) retried", total)
 
     async def _deliver(self, alert: AlertRecord) -> None:
         assert self._settings.webhook_url is not None and alert.id is not None
+        try:
+            async with self._slots:
+                await self._attempts(alert)
+        finally:
+            self._in_flight.discard(alert.id)
+
+    async def _attempts(self, alert: AlertRecord) -> None:
+        assert self._settings.webhook_url is not None and alert.id is not None
         body = alert_body(alert)
+        limit = self._settings.webhook_attempts
+        # Attempts of an earlier run count: the limit is per alert, not per process.
+        first = alert.delivery_attempts + 1
         delay = FIRST_RETRY_SECONDS
         async with httpx.AsyncClient(timeout=self._settings.webhook_timeout) as client:
-            for attempt in range(1, self._settings.webhook_attempts + 1):
+            for attempt in range(first, limit + 1):
+                # A fresh timestamp per attempt: receivers may refuse stale signatures.
                 timestamp = str(int(time.time()))
                 headers = {"Content-Type": "application/json", TIMESTAMP_HEADER: timestamp}
                 if self._secret is not None:
@@ -139,17 +207,21 @@ class Alerts:
                 log.warning(
                     "alert webhook attempt %s/%s for alert %s failed: %s",
                     attempt,
-                    self._settings.webhook_attempts,
+                    limit,
                     alert.id,
                     problem,
                 )
-                if attempt < self._settings.webhook_attempts:
+                if attempt < limit:
                     await asyncio.sleep(delay)
                     delay = min(delay * 2, MAX_RETRY_SECONDS)
         log.error("alert %s was not delivered to the webhook; it stays in the store", alert.id)
 
     async def close(self, grace: float = 2.0) -> None:
-        """Give in-flight deliveries a moment, then stop them (they are in the store)."""
+        """Give in-flight deliveries a moment, then stop them (they are in the store, and the
+        next start's redelivery pass sends those with attempts left)."""
+        if self._redelivery is not None:
+            self._redelivery.cancel()
+            await asyncio.gather(self._redelivery, return_exceptions=True)
         if not self._deliveries:
             return
         _, pending = await asyncio.wait(set(self._deliveries), timeout=grace)

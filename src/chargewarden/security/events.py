@@ -140,9 +140,9 @@ class CsmsEvent(StrEnum):
     # or to send (chain, validity, revocation, signature, the stored file changed)
     FIRMWARE_REFUSED = "FirmwareRefused"
     # File transfer (FW-01, LOG-01): a download or upload with an unknown or expired token
-    FILE_TOKEN_REFUSED = "FileTransferRefused"
+    FILE_TOKEN_REFUSED = "FileTransferRefused"  # noqa: S105 - an event name
     # A one-time log upload token presented again, or for another station's request
-    UPLOAD_TOKEN_REUSED = "UploadTokenReused"
+    UPLOAD_TOKEN_REUSED = "UploadTokenReused"  # noqa: S105 - an event name
 
 
 # Critical = an operator should look now. Single failed logins, scanners and misconfigurations

@@ -1,4 +1,4 @@
-"""Signing flows, installed-certificate snapshots and alerts."""
+"""Signing flows and installed-certificate snapshots (alerts are in store/alerts.py)."""
 
 from __future__ import annotations
 
@@ -12,14 +12,11 @@ from chargewarden.store.base import Repository, check_page
 from chargewarden.store.errors import StoreError
 from chargewarden.store.mapping import aware, certificate_record, certificate_values, utcnow
 from chargewarden.store.models import (
-    AlertRow,
     CertificateRequestRow,
     CertificateRow,
     InstalledCertificatesRow,
 )
 from chargewarden.store.records import (
-    AlertRecord,
-    AlertSeverity,
     CertificateRecord,
     CertificateRequestRecord,
     CertificateRequestState,
@@ -270,56 +267,4 @@ def _snapshot(row: InstalledCertificatesRow) -> InstalledCertificatesSnapshot:
         entries=tuple(
             InstalledCertificate(e["certificate_type"], dict(e["hash_data"])) for e in row.entries
         ),
-    )
-
-
-class AlertRepository(Repository):
-    async def add(self, alert: AlertRecord) -> AlertRecord:
-        stmt = (
-            self._insert(AlertRow)
-            .values(
-                at=aware(alert.at, "at") if alert.at else utcnow(),
-                severity=AlertSeverity(alert.severity).value,
-                kind=alert.kind,
-                station_identity=alert.station_identity,
-                message=alert.message[:1000],
-                details=dict(alert.details),
-                delivered_at=None,
-                delivery_attempts=0,
-            )
-            .returning(AlertRow)
-        )
-        async with self._transaction() as session:
-            return _alert((await session.execute(stmt)).scalar_one())
-
-    async def delivery_attempted(self, alert_id: int, *, delivered: bool) -> None:
-        values: dict[str, Any] = {"delivery_attempts": AlertRow.delivery_attempts + 1}
-        if delivered:
-            values["delivered_at"] = utcnow()
-        async with self._transaction() as session:
-            await session.execute(update(AlertRow).where(AlertRow.id == alert_id).values(values))
-
-    async def list(
-        self, *, station_identity: str | None = None, limit: int = 100, offset: int = 0
-    ) -> builtins.list[AlertRecord]:
-        check_page(limit, offset)
-        stmt = select(AlertRow)
-        if station_identity is not None:
-            stmt = stmt.where(AlertRow.station_identity == station_identity)
-        stmt = stmt.order_by(AlertRow.id.desc()).limit(limit).offset(offset)
-        async with self._transaction() as session:
-            return [_alert(row) for row in await session.scalars(stmt)]
-
-
-def _alert(row: AlertRow) -> AlertRecord:
-    return AlertRecord(
-        id=row.id,
-        at=row.at,
-        severity=AlertSeverity(row.severity),
-        kind=row.kind,
-        station_identity=row.station_identity,
-        message=row.message,
-        details=dict(row.details or {}),
-        delivered_at=row.delivered_at,
-        delivery_attempts=row.delivery_attempts,
     )
