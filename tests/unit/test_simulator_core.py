@@ -393,8 +393,10 @@ def test_handlers_are_known_actions_only(version: OcppVersion) -> None:
         "DeleteCertificate",
         "GetInstalledCertificateIds",
     }
+    common |= {"UpdateFirmware", "GetLog"}  # firmware and logs (SIM-05/06)
     specific = (
         {"GetConfiguration", "ChangeConfiguration", "ExtendedTriggerMessage"}
+        | {"SignedUpdateFirmware"}
         if version is V16
         else {"GetVariables", "SetVariables", "SetNetworkProfile"}
     )

@@ -18,6 +18,7 @@ from chargewarden.cli.sim_flags import (
     change_fields,
     check_tls_url,
     check_url,
+    firmware_fields,
     parse_version,
     secret_fields,
 )
@@ -28,11 +29,14 @@ from chargewarden.cli.sim_options import (
     CsmsRootOption,
     CsrFaultOption,
     DurationOption,
+    FirmwareFaultOption,
+    FirmwareVersionOption,
     HashAlgorithmOption,
     HeartbeatOption,
     HexOption,
     KeyOption,
     KeyTypeOption,
+    ManufacturerRootOption,
     NetworkSlotsOption,
     OcppOption,
     PasswordOption,
@@ -122,6 +126,9 @@ def sim(
     tls_url: TlsUrlOption = None,
     refuse_change: RefuseChangeOption = None,
     network_slots: NetworkSlotsOption = 3,
+    manufacturer_root: ManufacturerRootOption = None,
+    firmware_fault: FirmwareFaultOption = None,
+    firmware_version: FirmwareVersionOption = None,
 ) -> None:
     """Run one simulated station until Ctrl-C (or --duration); `sim fleet` runs many."""
     if ctx.invoked_subcommand is not None:
@@ -134,6 +141,7 @@ def sim(
     tls = TlsFlags(url, profile, csms_root, cert, key, tls_server_name, state_dir, tls_url)
     certificates = certificate_fields(cpo_name, hash_algorithm, csr_fault, key_type)
     changes = change_fields(refuse_change, network_slots)
+    firmware = firmware_fields(manufacturer_root, firmware_fault, firmware_version)
     configure_logging("WARNING")
     config = StationConfig(
         identity=identity,
@@ -147,6 +155,7 @@ def sim(
         **tls.fields(identity),
         **certificates,
         **changes,
+        **firmware,
         state_dir=state_dir,
     )
     raise typer.Exit(run(_run_one(config, duration, tls)))
@@ -225,6 +234,9 @@ def fleet(
     tls_url: TlsUrlOption = None,
     refuse_change: RefuseChangeOption = None,
     network_slots: NetworkSlotsOption = 3,
+    manufacturer_root: ManufacturerRootOption = None,
+    firmware_fault: FirmwareFaultOption = None,
+    firmware_version: FirmwareVersionOption = None,
 ) -> None:
     """Run COUNT stations in one process (all sharing the given secret), with progress."""
     if url is None:
@@ -235,6 +247,7 @@ def fleet(
     tls = TlsFlags(url, profile, csms_root, cert, key, tls_server_name, state_dir, tls_url)
     certificates = certificate_fields(cpo_name, hash_algorithm, csr_fault, key_type)
     changes = change_fields(refuse_change, network_slots)
+    firmware = firmware_fields(manufacturer_root, firmware_fault, firmware_version)
     if cert is not None and not tls.per_station and count > 1:
         typer.echo(
             f"warning: all {count} stations present the same certificate; a CSMS that binds "
@@ -260,5 +273,6 @@ def fleet(
         state_root=state_dir,
         **certificates,
         **changes,
+        **firmware,
     )
     raise typer.Exit(run(_run_many(configs, duration, concurrency, tls)))

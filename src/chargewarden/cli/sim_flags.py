@@ -6,12 +6,18 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from cryptography import x509
 from websockets.exceptions import InvalidURI
 from websockets.uri import parse_uri
 
 from chargewarden.cli.common import CliError, fail
 from chargewarden.rpc.versions import OcppVersion
-from chargewarden.simulator.config import CSR_FAULTS, KEY_TYPES, REFUSABLE_CHANGES
+from chargewarden.simulator.config import (
+    CSR_FAULTS,
+    FIRMWARE_FAULTS,
+    KEY_TYPES,
+    REFUSABLE_CHANGES,
+)
 from chargewarden.simulator.connect import TlsMaterialError
 
 IDENTITY_PLACEHOLDER = "{identity}"
@@ -20,6 +26,7 @@ _FLAG_OF_FIELD = {
     "client_cert_pem": "--cert",
     "client_key_pem": "--key",
     "state_dir": "--state-dir",
+    "manufacturer_root_pem": "--manufacturer-root",
 }
 
 
@@ -101,6 +108,27 @@ def certificate_fields(
         if not cpo_name.strip() or len(cpo_name) > 64 or not cpo_name.isprintable():
             fail("--cpo-name must be 1-64 printable characters")
         fields["cpo_name"] = cpo_name
+    return fields
+
+
+def firmware_fields(
+    manufacturer_root: Path | None, firmware_fault: str | None, firmware_version: str | None
+) -> dict[str, Any]:
+    """StationConfig fields of the firmware flags, checked (SIM-05)."""
+    if firmware_fault is not None and firmware_fault not in FIRMWARE_FAULTS:
+        fail(f"--firmware-fault must be one of {', '.join(FIRMWARE_FAULTS)}")
+    fields: dict[str, Any] = {"firmware_fault": firmware_fault}
+    if firmware_version is not None:
+        if not firmware_version.strip() or len(firmware_version) > 50:
+            fail("--firmware-version must be 1-50 characters (BootNotification)")
+        fields["firmware_version"] = firmware_version
+    if manufacturer_root is not None:
+        data = read_flag_file("--manufacturer-root", manufacturer_root)
+        try:
+            x509.load_pem_x509_certificates(data)
+        except ValueError:
+            fail(f"--manufacturer-root {manufacturer_root}: no PEM certificate in it")
+        fields["manufacturer_root_pem"] = data
     return fields
 
 

@@ -7,7 +7,12 @@ from typing import Annotated
 
 import typer
 
-from chargewarden.simulator.config import CSR_FAULTS, KEY_TYPES, REFUSABLE_CHANGES
+from chargewarden.simulator.config import (
+    CSR_FAULTS,
+    FIRMWARE_FAULTS,
+    KEY_TYPES,
+    REFUSABLE_CHANGES,
+)
 
 UrlOption = Annotated[
     str | None,
@@ -115,5 +120,28 @@ NetworkSlotsOption = Annotated[
         min=1,
         max=99,
         help="2.0.1: network connection profile slots (SetNetworkProfile configurationSlot)",
+    ),
+]
+ManufacturerRootOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--manufacturer-root",
+        metavar="FILE",
+        help="PEM file with the ManufacturerRootCertificate(s) installed at the factory: what "
+        "a firmware signing certificate must chain to (SIM-05)",
+    ),
+]
+FirmwareFaultOption = Annotated[
+    str | None,
+    typer.Option(
+        "--firmware-fault",
+        help="Make firmware updates fail (testing a CSMS): " + ", ".join(FIRMWARE_FAULTS),
+    ),
+]
+FirmwareVersionOption = Annotated[
+    str | None,
+    typer.Option(
+        "--firmware-version",
+        help="firmwareVersion reported until an update installs another (default 1.0.0)",
     ),
 ]

@@ -8,6 +8,7 @@ from chargewarden.simulator.certificates import (
 )
 from chargewarden.simulator.config import (
     CSR_FAULTS,
+    FIRMWARE_FAULTS,
     KEY_TYPES,
     REFUSABLE_CHANGES,
     StationConfig,
@@ -21,6 +22,7 @@ from chargewarden.simulator.connect import (
     station_ssl_context,
 )
 from chargewarden.simulator.core import RegistrationStatus, SecurityLogEntry, StationCore
+from chargewarden.simulator.filetransfer import FileTransfers
 from chargewarden.simulator.fleet import (
     FleetReport,
     StationResult,
@@ -32,15 +34,20 @@ from chargewarden.simulator.network import NetworkConfiguration, NetworkSlot
 from chargewarden.simulator.rootstore import RootType
 from chargewarden.simulator.runner import RunnerState, StationRunner
 from chargewarden.simulator.security import StationSecurity
+from chargewarden.simulator.tasks import FirmwareDownload, LogUpload, TransferError, TransferTask
 
 __all__ = [
     "CSR_FAULTS",
+    "FIRMWARE_FAULTS",
     "KEY_TYPES",
     "REFUSABLE_CHANGES",
     "ChainCheck",
     "ConnectOutcome",
+    "FileTransfers",
+    "FirmwareDownload",
     "FleetReport",
     "LeafType",
+    "LogUpload",
     "NetworkConfiguration",
     "NetworkSlot",
     "RegistrationStatus",
@@ -56,6 +63,8 @@ __all__ = [
     "TlsFailure",
     "TlsMaterial",
     "TlsMaterialError",
+    "TransferError",
+    "TransferTask",
     "classify_tls_failure",
     "core_ssl_context",
     "fleet_configs",

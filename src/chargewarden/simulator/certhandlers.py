@@ -76,13 +76,20 @@ class CertificateHandlers:
         )
 
     def extended_trigger_message(self, payload: Payload) -> Payload:
-        """1.6 ExtendedTriggerMessage: SignChargePointCertificate here, the rest as
-        TriggerMessage (BootNotification, Heartbeat, StatusNotification; others
-        NotImplemented)."""
-        if payload["requestedMessage"] == CSR_TRIGGER_16:
+        """1.6 ExtendedTriggerMessage: SignChargePointCertificate, and the whitepaper's
+        FirmwareStatusNotification (SignedFirmwareStatusNotification, L01.FR.28/29) and
+        LogStatusNotification here, the rest as TriggerMessage (BootNotification, Heartbeat,
+        StatusNotification; others NotImplemented)."""
+        requested = payload["requestedMessage"]
+        if requested == CSR_TRIGGER_16:
             self.request_csr(LeafType.CHARGING_STATION)
-            return {"status": "Accepted"}
-        return self._core.settings.trigger_message(payload)
+        elif requested == "FirmwareStatusNotification":
+            self._core.firmware.trigger_status()
+        elif requested == "LogStatusNotification":
+            self._core.logs.trigger_status()
+        else:
+            return self._core.settings.trigger_message(payload)
+        return {"status": "Accepted"}
 
     def certificate_signed(self, payload: Payload) -> Payload:
         core = self._core

@@ -364,6 +364,12 @@ class StationCertificates:
             except ValueError:
                 raise TlsMaterialError("csms_root_pem", "no PEM certificate in it") from None
             self.root_store.provision(RootType.CSMS, factory)
+        if cfg.manufacturer_root_pem is not None:  # the firmware signers' root (SIM-05)
+            try:
+                maker = x509.load_pem_x509_certificates(cfg.manufacturer_root_pem)
+            except ValueError:
+                raise TlsMaterialError("manufacturer_root_pem", "no PEM certificate") from None
+            self.root_store.provision(RootType.MANUFACTURER, maker)
 
     def _load_state(self, state: StateDir) -> None:
         for leaf_type, stem in _LEAF_FILES.items():

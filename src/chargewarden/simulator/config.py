@@ -33,6 +33,11 @@ KEY_TYPES = ("ec-p256", "rsa-2048")
 # number, O other than the CPO name, signature that does not verify, BasicConstraints ca=True.
 CSR_FAULTS = ("weak-key", "wrong-cn", "wrong-o", "bad-signature", "ca-request")
 
+# Deliberate firmware-update failures, for testing a CSMS's failure paths (SIM-05): every
+# download attempt fails (→ DownloadFailed after the request's retries), or the install fails
+# after a verified download (→ InstallationFailed).
+FIRMWARE_FAULTS = ("download-fails", "install-fails")
+
 # Changes `refuse_changes` can make the station refuse (failure-path tests of a CSMS): the 1.6
 # key / 2.0.1 password, the security profile (1.6 ChangeConfiguration; 2.0.1 a raising network
 # profile or priority), 2.0.1 SetNetworkProfile and NetworkConfigurationPriority, root
@@ -49,7 +54,7 @@ REFUSABLE_CHANGES = (
 # Fields whose values must never appear in a repr, log line or exception message.
 _SECRET_FIELDS = frozenset({"auth_key", "password", "client_key_pem"})
 # Public but bulky (PEM certificates): the repr shows their size, not kilobytes of base64.
-_PEM_FIELDS = frozenset({"csms_root_pem", "client_cert_pem"})
+_PEM_FIELDS = frozenset({"csms_root_pem", "client_cert_pem", "manufacturer_root_pem"})
 
 
 class TlsMaterialError(ValueError):
@@ -132,6 +137,11 @@ class StationConfig:
     network_slots: int = 3
     # Test hook: changes (names from REFUSABLE_CHANGES) the station answers Rejected.
     refuse_changes: frozenset[str] = frozenset()
+    # ManufacturerRootCertificate(s) installed at the factory (PEM): what a firmware signing
+    # certificate must chain to (SIM-05). InstallCertificate can add more.
+    manufacturer_root_pem: bytes | None = None
+    # Test hook: one of FIRMWARE_FAULTS; None → updates succeed when they should.
+    firmware_fault: str | None = None
 
     def __post_init__(self) -> None:
         # Accept "1.6" / "ocpp2.0.1" from a CLI or a TOML file as well as the enum.
@@ -162,7 +172,7 @@ class StationConfig:
             raise ValueError("need 0 < reconnect_backoff_initial <= reconnect_backoff_max")
         if self.auth_key is not None and not isinstance(self.auth_key, bytes):
             raise TypeError("auth_key must be bytes (the raw AuthorizationKey)")
-        for name in ("csms_root_pem", "client_cert_pem", "client_key_pem"):
+        for name in ("csms_root_pem", "client_cert_pem", "client_key_pem", "manufacturer_root_pem"):
             if not isinstance(getattr(self, name), bytes | None):
                 raise TypeError(f"{name} must be PEM bytes")
         if (self.client_cert_pem is None) != (self.client_key_pem is None):
@@ -173,6 +183,8 @@ class StationConfig:
             raise ValueError(f"key_type must be one of {', '.join(KEY_TYPES)}")
         if self.csr_fault is not None and self.csr_fault not in CSR_FAULTS:
             raise ValueError(f"csr_fault must be None or one of {', '.join(CSR_FAULTS)}")
+        if self.firmware_fault is not None and self.firmware_fault not in FIRMWARE_FAULTS:
+            raise ValueError(f"firmware_fault must be None or one of {', '.join(FIRMWARE_FAULTS)}")
         if self.root_store_limit < 1:
             raise ValueError("root_store_limit must be at least 1")
         if not 1 <= self.network_slots <= _MAX_NETWORK_SLOTS:

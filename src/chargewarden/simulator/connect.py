@@ -312,7 +312,7 @@ async def open_connection(
             proxy=None,  # stations talk to their CSMS directly; ignore *_PROXY variables
             ping_interval=None,  # the CSMS pings (RPC-07); answering is automatic
             logger=_wire_logger,
-            user_agent_header=f"{cfg.vendor}/{cfg.model} {cfg.firmware_version}",
+            user_agent_header=f"{cfg.vendor}/{cfg.model} {core.firmware_version}",
             **options,
         )
     except InvalidStatus as exc:

@@ -6,8 +6,11 @@ injected clock. The runner feeds it CSMS calls (through `handlers()`) and respon
 what it wants sent (`take_outgoing()`) and whether it wants a new connection
 (`reconnect_requested`). Version-specific configuration handling lives in `settings16` /
 `settings201`, credentials, security profile and 2.0.1 network profiles in `security` (slots:
-`network`), keys and certificates in `certificates` (OCPP side: `certhandlers`), message
-payloads in `messages`; this module holds what both versions share.
+`network`), keys and certificates in `certificates` (OCPP side: `certhandlers`), signed
+firmware updates in `firmware`, log uploads in `logs`, message payloads in `messages`; this
+module holds what both versions share. File transfers are tasks the runner takes
+(`take_tasks()`), performs and reports back (`on_download_result` / `on_upload_result`);
+timed steps run when the runner calls `poll(now)` at `next_deadline()`.
 """
 
 from __future__ import annotations
@@ -25,9 +28,12 @@ from chargewarden.simulator import messages
 from chargewarden.simulator.certhandlers import CertificateHandlers
 from chargewarden.simulator.certificates import StationCertificates
 from chargewarden.simulator.config import StationConfig
+from chargewarden.simulator.firmware import FirmwareUpdates
+from chargewarden.simulator.logs import Diagnostics, LogUploads
 from chargewarden.simulator.security import StationSecurity
 from chargewarden.simulator.settings16 import Settings16
 from chargewarden.simulator.settings201 import Settings201
+from chargewarden.simulator.tasks import FirmwareDownload, LogUpload, TransferError, TransferTask
 from chargewarden.simulator.values import (
     is_valid_cpo_name,
     ocpp_timestamp,
@@ -114,6 +120,10 @@ class StationCore:
             Settings16(self) if self.version is OcppVersion.V16 else Settings201(self)
         )
         self.certificate_handlers = CertificateHandlers(self)
+        self.diagnostics = Diagnostics()  # what a DiagnosticsLog reports
+        self._last_task_id = 0
+        self.firmware = FirmwareUpdates(self)  # SIM-05; may come from config.state_dir
+        self.logs = LogUploads(self)  # SIM-06
 
     # ---- what the runner reads -------------------------------------------------------------
 
@@ -167,14 +177,49 @@ class StationCore:
     def uses_tls(self) -> bool:
         return self.security.uses_tls
 
+    @property
+    def firmware_version(self) -> str:
+        """What BootNotification reports: the provisioned version until an install."""
+        return self.firmware.version
+
     def handlers(self) -> dict[str, Handler]:
-        return {**self.settings.handlers(), **self.certificate_handlers.handlers()}
+        parts = (self.settings, self.certificate_handlers, self.firmware, self.logs)
+        return {action: h for part in parts for action, h in part.handlers().items()}
+
+    # ---- file transfers (performed by the runner) ----------------------------------------------
+
+    def new_task_id(self) -> int:
+        self._last_task_id += 1
+        return self._last_task_id
+
+    def take_tasks(self) -> list[TransferTask]:
+        return [*self.firmware.take_tasks(), *self.logs.take_tasks()]
+
+    def take_cancelled(self) -> list[int]:
+        """Ids of taken tasks the station no longer wants (a cancelled update or upload)."""
+        return [*self.firmware.take_cancelled(), *self.logs.take_cancelled()]
+
+    def next_deadline(self) -> datetime | None:
+        due = (self.firmware.next_deadline(), self.logs.next_deadline())
+        return min((d for d in due if d is not None), default=None)
+
+    def poll(self, now: datetime) -> None:
+        """Run the timed steps that are due (scheduled download or install, retries)."""
+        self.firmware.poll(now)
+        self.logs.poll(now)
+
+    def on_download_result(self, task: FirmwareDownload, result: bytes | TransferError) -> None:
+        self.firmware.on_download_result(task, result)
+
+    def on_upload_result(self, task: LogUpload, error: TransferError | None) -> None:
+        self.logs.on_upload_result(task, error)
 
     # ---- connection lifecycle ----------------------------------------------------------------
 
     def on_connected(self, now: datetime) -> bool:
         """A connection was admitted. Returns True when a BootNotification must come first."""
         self.security.on_connected(now)  # a raised profile worked: no more fallback (A05.FR.07)
+        self.diagnostics.connections_admitted += 1
         self.reconnect_requested = False
         self.reconnect_reason = ""
         self._outgoing = deque(m for m in self._outgoing if m.action not in _CONNECTION_SCOPED)
@@ -190,12 +235,13 @@ class StationCore:
     def on_connect_failed(self, now: datetime) -> None:
         """A connection attempt failed; after a fresh profile raise, fall back (A05.FR.08,
         2.0.1 B10: the next slot of NetworkConfigurationPriority)."""
+        self.diagnostics.connections_failed += 1
         self.security.on_connect_failed(now)
 
     # ---- requests the station sends ----------------------------------------------------------
 
     def boot_request(self) -> tuple[str, Payload]:
-        return messages.boot_notification(self.config, self._boot_reason)
+        return messages.boot_notification(self.config, self._boot_reason, self.firmware_version)
 
     def on_boot_response(self, payload: Payload, now: datetime) -> RegistrationStatus:
         status = RegistrationStatus(payload["status"])
@@ -212,6 +258,7 @@ class StationCore:
             if self._powered_up:
                 self._powered_up = False
                 self.record_security_event("StartupOfTheDevice", now)
+            self.firmware.on_boot_accepted(now)  # Installed + FirmwareUpdated after an update
         else:
             default_retry = self.config.boot_retry_interval or DEFAULT_BOOT_RETRY
             self.retry_interval = float(interval) if interval > 0 else default_retry
@@ -228,6 +275,8 @@ class StationCore:
             self.last_csms_time = response.get("currentTime")
         elif action == "SignCertificate":
             self.certificate_handlers.on_sign_response(request or {}, response, now)
+        elif action == self.firmware.status_action:
+            self.firmware.on_status_delivered(request or {})
 
     def heartbeat_request(self) -> tuple[str, Payload]:
         return "Heartbeat", {}
@@ -289,6 +338,10 @@ class StationCore:
     def queue_triggered(self, action: str, payload: Payload) -> None:
         self._queue(action, payload, triggered=True)
 
+    def queue_call(self, action: str, payload: Payload) -> None:
+        """A station call sent once the boot is Accepted, kept across reconnects."""
+        self._queue(action, payload)
+
     def has_outgoing(self) -> bool:
         return any(self._sendable(m) for m in self._outgoing)
 
@@ -314,6 +367,7 @@ class StationCore:
     def request_reconnect(self, reason: str) -> None:
         self.reconnect_requested = True
         self.reconnect_reason = reason
+        self.diagnostics.note(self._clock(), f"reconnect: {reason}")
 
     def set_heartbeat_interval(self, text: str) -> bool:
         value = parse_non_negative_int(text)
@@ -327,13 +381,17 @@ class StationCore:
         NetworkConfigurationPriority) and reports StartupOfTheDevice again. False: refused."""
         if self.security.refuses("Reset"):
             return False
-        now = self._clock()
-        self._powered_up = True
-        self._boot_reason = "RemoteReset"
-        self.record_security_event("ResetOrReboot", now, f"Reset requested by CSMS: {kind}")
-        self.security.on_reset()
-        self.request_reconnect(f"Reset {kind}")
+        self.reboot("RemoteReset", f"Reset requested by CSMS: {kind}", f"Reset {kind}")
         return True
+
+    def reboot(self, boot_reason: str, why: str, reconnect_reason: str | None = None) -> None:
+        """Reboot (a Reset, or activating new firmware); `boot_reason` is the 2.0.1
+        BootReasonEnumType of the next BootNotification."""
+        self._powered_up = True
+        self._boot_reason = boot_reason
+        self.record_security_event("ResetOrReboot", self._clock(), why)
+        self.security.on_reset()
+        self.request_reconnect(reconnect_reason or why)
 
     def trigger_boot(self) -> None:
         action, payload = self.boot_request()

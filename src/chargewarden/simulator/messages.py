@@ -12,14 +12,18 @@ from chargewarden.simulator.values import ocpp_timestamp
 Payload = dict[str, Any]
 
 
-def boot_notification(config: StationConfig, reason: str) -> tuple[str, Payload]:
-    """BootNotification; `reason` (2.0.1 BootReasonEnumType) is not part of a 1.6 boot."""
+def boot_notification(
+    config: StationConfig, reason: str, firmware_version: str | None = None
+) -> tuple[str, Payload]:
+    """BootNotification; `reason` (2.0.1 BootReasonEnumType) is not part of a 1.6 boot.
+    `firmware_version`: what the station runs now (after an update), else the provisioned."""
     serial = config.boot_serial_number()
+    firmware = config.firmware_version if firmware_version is None else firmware_version
     if config.ocpp_version is OcppVersion.V16:
         payload: Payload = {
             "chargePointVendor": config.vendor,
             "chargePointModel": config.model,
-            "firmwareVersion": config.firmware_version,
+            "firmwareVersion": firmware,
         }
         if serial is not None:
             payload["chargePointSerialNumber"] = serial
@@ -27,7 +31,7 @@ def boot_notification(config: StationConfig, reason: str) -> tuple[str, Payload]
     station: Payload = {
         "model": config.model,
         "vendorName": config.vendor,
-        "firmwareVersion": config.firmware_version,
+        "firmwareVersion": firmware,
     }
     if serial is not None:
         station["serialNumber"] = serial

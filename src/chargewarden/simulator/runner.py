@@ -1,8 +1,9 @@
 """Network side of one simulated station: WebSocket, OCPP-J endpoint, timers, reconnects.
 
 All station decisions come from `StationCore`; this module only moves its messages over a real
-connection and keeps time. Secrets (the Authorization header) are handed to websockets and are
-never logged.
+connection and keeps time. File transfers (firmware downloads, log uploads) run beside the
+connection in `filetransfer.FileTransfers`, for as long as `run()` does. Secrets (the
+Authorization header, transfer URLs) are handed to websockets / httpx and are never logged.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from chargewarden.rpc.session import (
 from chargewarden.simulator.config import StationConfig, TlsMaterialError
 from chargewarden.simulator.connect import ConnectOutcome, core_ssl_context, open_connection
 from chargewarden.simulator.core import Clock, Payload, RegistrationStatus, StationCore
+from chargewarden.simulator.filetransfer import FileTransfers
 from chargewarden.simulator.values import utc_now
 
 __all__ = ["ConnectOutcome", "RunnerState", "StationRunner"]
@@ -111,6 +113,12 @@ class StationRunner:
         self._wake = asyncio.Event()
         self._raw: deque[str] = deque(maxlen=_RAW_BUFFER)
         self._raw_arrived = asyncio.Event()
+        self.transfers = FileTransfers(
+            self.core,
+            clock=clock,
+            on_change=self._wake.set,
+            fallback_context=lambda: self._ssl_context,
+        )
 
     # ---- connecting ---------------------------------------------------------------------------
 
@@ -165,6 +173,14 @@ class StationRunner:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Stay connected until `stop` is set: boot, heartbeat, serve, reconnect."""
+        transfers = asyncio.create_task(self.transfers.run())
+        try:
+            await self._run(stop)
+        finally:
+            transfers.cancel()
+            await asyncio.gather(transfers, return_exceptions=True)
+
+    async def _run(self, stop: asyncio.Event) -> None:
         backoff = _Backoff(
             self.config.reconnect_backoff_initial, self.config.reconnect_backoff_max, self._rng
         )
@@ -242,6 +258,7 @@ class StationRunner:
                 # Returns after our reply (if any) went out, so anything the handler queued or
                 # a reconnect it asked for now happens strictly after that reply (TriggerMessage).
                 await endpoint.receive(message)
+                self.transfers.kick()  # the call may have asked for a download or upload
                 if self.core.reconnect_requested or self.core.has_outgoing():
                     self._wake.set()
 

@@ -154,6 +154,10 @@ class Settings201:
                 core.queue_triggered(action, request)
         elif requested in CSR_TRIGGERS_201:
             core.certificate_handlers.request_csr(CSR_TRIGGERS_201[requested])
+        elif requested == "FirmwareStatusNotification":
+            core.firmware.trigger_status()  # L01.FR.28/29
+        elif requested == "LogStatusNotification":
+            core.logs.trigger_status()  # TC_F_15/16
         else:
             return {"status": "NotImplemented"}  # F06.FR.08
         return {"status": "Accepted"}
