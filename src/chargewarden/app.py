@@ -19,6 +19,8 @@ from chargewarden.domain.root_rollover import RootRollover
 from chargewarden.domain.station_calls import StationCalls, utc_now
 from chargewarden.domain.station_certificates import StationCertificates
 from chargewarden.domain.station_commands import StationChannel
+from chargewarden.firmware.releases import FirmwareReleases
+from chargewarden.firmware.trust import load_trust
 from chargewarden.gateway.admission import AdmissionPolicy
 from chargewarden.gateway.registry import InMemoryRegistry
 from chargewarden.gateway.server import Gateway, GatewayOptions, Listener
@@ -33,6 +35,7 @@ from chargewarden.pki.passphrase import load_passphrase
 from chargewarden.pki.signer import BuiltInSigner
 from chargewarden.security.alerts import Alerts
 from chargewarden.security.recorder import SecurityRecorder
+from chargewarden.security.retention import Retention
 from chargewarden.security.throttle import AdmissionThrottle
 from chargewarden.security.verifier import CredentialVerifier, VerificationCache
 from chargewarden.store import Store
@@ -42,7 +45,10 @@ from chargewarden.transfer.storage import TransferStorage
 from chargewarden.transfer.tokens import TransferLinks
 from chargewarden.watchers import PkiWatcher
 from chargewarden.workflows.engine import JobEngine
+from chargewarden.workflows.firmware import UpdateFirmware
+from chargewarden.workflows.firmware_service import FirmwareService
 from chargewarden.workflows.fleet import FleetJob
+from chargewarden.workflows.logs import LogService, install_log_retrieval
 from chargewarden.workflows.rotation import RotateCredentials
 from chargewarden.workflows.service import JobService
 from chargewarden.workflows.steps import WorkflowDeps
@@ -77,6 +83,10 @@ class RunningCsms:
     # File transfer with stations (firmware downloads, log uploads); None without the CA or
     # with [files] port unset.
     files: FileTransfer | None = None
+    # Deletes old security events and alerts (security/retention.py).
+    retention: Retention | None = None
+    firmware: FirmwareService | None = None
+    logs: LogService | None = None
 
     @property
     def files_url(self) -> str | None:
@@ -117,6 +127,8 @@ class RunningCsms:
             await self.watcher.stop()
         await self.gateway.stop()
         await self.presence.close()
+        if self.retention is not None:
+            await self.retention.stop()
         await self.alerts.close()
         await self.store.close()
 
@@ -158,11 +170,15 @@ async def start_csms(settings: Settings, *, with_api: bool = True) -> RunningCsm
         registry = InMemoryRegistry()
         presence = PresenceRecorder(store)
         undo.push_async_callback(presence.close)
-        recorder = SecurityRecorder(store)
-        calls = StationCalls(store, recorder, settings.heartbeat_interval, presence)
-        gateway = _gateway(settings, store, registry, recorder, calls)
+        # Alerts before the recorder: critical security events alert through it (EVT-02).
         alerts = Alerts(store, settings.alerts)
         undo.push_async_callback(alerts.close)
+        alerts.start()  # redelivers what an earlier run left undelivered
+        recorder = SecurityRecorder(
+            store, alerts, coalesce_seconds=settings.events.alert_coalesce_seconds
+        )
+        calls = StationCalls(store, recorder, settings.heartbeat_interval, presence)
+        gateway = _gateway(settings, store, registry, recorder, calls)
         channel = StationChannel(registry, settings.call_timeout)
         station_certificates = StationCertificates(store, channel)
         signing = renewal = None
@@ -191,7 +207,7 @@ async def start_csms(settings: Settings, *, with_api: bool = True) -> RunningCsm
         addresses = await gateway.start(listeners)
         undo.push_async_callback(gateway.stop)
         files = None
-        if material is not None and settings.files.port is not None:
+        if material is not None and settings.files.enabled and settings.files.port is not None:
             files = await _start_files(settings, store, recorder, material)
             undo.push_async_callback(files.server.stop)
             assert watcher is not None
@@ -207,10 +223,21 @@ async def start_csms(settings: Settings, *, with_api: bool = True) -> RunningCsm
                 clock=utc_now,
                 station_certificates=station_certificates,
                 signing=signing,
+                links=files.links if files is not None else None,
+                storage=files.storage if files is not None else None,
+                files=settings.files,
             ),
             addresses[1] if len(addresses) > 1 else None,
         )
         calls.jobs = engine
+        firmware = logs = None
+        if files is not None:
+            # Signed firmware and log retrieval: registered before the engine resumes jobs.
+            firmware = _firmware(settings, engine, files, recorder)
+            calls.firmware = firmware
+            logs = install_log_retrieval(engine)
+            calls.logs = logs
+            files.context.on_log_stored = logs.on_log_stored
         if settings.jobs.auto_rotate_held:
             calls.auto_rotation = jobs
         await engine.start()
@@ -230,6 +257,8 @@ async def start_csms(settings: Settings, *, with_api: bool = True) -> RunningCsm
                 rollover=RootRollover(channel, station_certificates, store) if pki else None,
                 settings=settings,
                 jobs=jobs,
+                firmware=firmware,
+                logs=logs,
             )
             api = await ApiServer.start(create_api(context), settings.host, settings.api_port)
         if watcher is not None:
@@ -237,6 +266,9 @@ async def start_csms(settings: Settings, *, with_api: bool = True) -> RunningCsm
         if renewal is not None:
             renewal.start()
             undo.push_async_callback(renewal.stop)
+        # Last, after everything that can fail: nothing needs undoing for it.
+        retention = Retention(store, settings.events)
+        retention.start()
         undo.pop_all()
     return RunningCsms(
         settings,
@@ -256,6 +288,9 @@ async def start_csms(settings: Settings, *, with_api: bool = True) -> RunningCsm
         engine=engine,
         jobs=jobs,
         files=files,
+        retention=retention,
+        firmware=firmware,
+        logs=logs,
     )
 
 
@@ -291,6 +326,21 @@ async def _start_files(
         # The bound port, not the configured one: 0 means "any free port".
         links.base_url = f"https://{settings.public_hostname}:{server.address[1]}"
     return FileTransfer(server, links, storage, context, live)
+
+
+def _firmware(
+    settings: Settings, engine: JobEngine, files: FileTransfer, recorder: SecurityRecorder
+) -> FirmwareService:
+    releases = FirmwareReleases(
+        engine.deps.store,
+        files.storage,
+        lambda: load_trust(settings),
+        recorder,
+        utc_now,
+        settings.files.max_firmware_bytes,
+    )
+    engine.register(UpdateFirmware(engine.deps, releases))
+    return FirmwareService(engine, releases, fleet_concurrency=settings.jobs.fleet_concurrency)
 
 
 def _jobs(

@@ -202,9 +202,10 @@ class FileTransferSettings(BaseModel):
 
     model_config = {"extra": "forbid"}
 
-    port: int | None = Field(
-        9444, ge=0, le=65535, description="HTTPS port; None turns firmware and log transfer off"
+    enabled: bool = Field(
+        True, description="false turns firmware updates and log retrieval off (no listener)"
     )
+    port: int | None = Field(9444, ge=0, le=65535, description="HTTPS port (0: any free)")
     public_url: str | None = Field(
         None,
         description="base URL stations are given, e.g. https://files.example.com:9444; "
@@ -235,6 +236,22 @@ class FileTransferSettings(BaseModel):
         if value is not None and not value.startswith("https://"):
             raise ValueError("must be an https:// URL")
         return value.rstrip("/") if value else value
+
+
+class FirmwareSettings(BaseModel):
+    """What signed firmware must chain to before any station is sent it (FW-02, A00.FR.706)."""
+
+    model_config = {"extra": "forbid"}
+
+    manufacturer_roots: list[Path] = Field(
+        default_factory=list,
+        description="PEM files of the manufacturer roots firmware signing certificates must "
+        "chain to; empty: the built-in development manufacturer root (demo and tests only)",
+    )
+    manufacturer_crls: list[Path] = Field(
+        default_factory=list,
+        description="CRLs (PEM or DER) of those roots; a signing certificate they list is refused",
+    )
 
 
 class EventSettings(BaseModel):
@@ -304,6 +321,7 @@ class Settings(BaseSettings):
     alerts: AlertSettings = Field(default_factory=AlertSettings)
     jobs: JobSettings = Field(default_factory=JobSettings)
     files: FileTransferSettings = Field(default_factory=FileTransferSettings)
+    firmware: FirmwareSettings = Field(default_factory=FirmwareSettings)
     events: EventSettings = Field(default_factory=EventSettings)
 
     @field_validator("host", "public_hostname", "cpo_name")

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 from chargewarden.app import RunningCsms, start_csms
 from chargewarden.config import Settings
 from chargewarden.demo_certificates import run_certificate_phase
+from chargewarden.demo_firmware import manufacturer_root_pem, run_firmware_phase
 from chargewarden.demo_tls import ClientIdentity, foreign_identity, issue_for_station, tls_config
 from chargewarden.demo_upgrades import (
     UPGRADED_STATIONS,
@@ -247,7 +248,12 @@ async def _station_config(
             auth_key=secret if isinstance(secret, bytes) else None,
             password=secret if isinstance(secret, str) else None,
         )
-        return replace(config, csr_fault=station.csr_fault)
+        # Manufacturer root as installed at the factory: firmware is checked against it.
+        return replace(
+            config,
+            csr_fault=station.csr_fault,
+            manufacturer_root_pem=manufacturer_root_pem(running),
+        )
     clients[station.identity] = await issue_for_station(running, station.identity)
     return tls_config(
         running, station.identity, station.version, 3, client=clients[station.identity]
@@ -358,7 +364,10 @@ async def run_demo(settings: Settings, progress: Callable[[str], None]) -> DemoR
                 row = DemoRow(identity, station.version, station.profile, "")
                 row.outcome, row.why, row.as_expected = result, why, ok
                 demo.rows.append(row)
-            for identity, result, ok, why in await run_upgrade_phase(running, upgraded, progress):
+            for identity, result, ok, why in [
+                *await run_upgrade_phase(running, upgraded, progress),
+                *await run_firmware_phase(running, progress),
+            ]:
                 station = next(s for s in stations if s.identity == identity)
                 row = DemoRow(identity, station.version, station.profile, "")
                 row.outcome, row.why, row.as_expected = result, why, ok

@@ -43,7 +43,8 @@ def upgrade_station_config(
     )
 
 
-async def _finished(running: RunningCsms, job: JobRecord) -> JobRecord | None:
+async def finished_job(running: RunningCsms, job: JobRecord) -> JobRecord | None:
+    """The job once finished, or None after WAIT_SECONDS."""
     assert job.id is not None
     with contextlib.suppress(TimeoutError):
         async with asyncio.timeout(WAIT_SECONDS):
@@ -60,7 +61,7 @@ async def _run_job(running: RunningCsms, start: Callable[[], object]) -> tuple[b
         job = await start()  # type: ignore[misc]
     except JobError as exc:
         return False, str(exc)
-    done = await _finished(running, job)
+    done = await finished_job(running, job)
     if done is None:
         return False, f"job {job.id} did not finish in {WAIT_SECONDS:.0f} s"
     return done.state == "succeeded", f"job {done.id}: {done.message}"

@@ -7,8 +7,6 @@ TC_M_01–05 / TC_M_12–21: roots installed, listed and deleted in every hash a
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -16,6 +14,7 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from rawstation import add_station, register_test_station
+from simkit import Running, until
 from tlskit import CPO, foreign_ca
 
 from chargewarden.app import RunningCsms
@@ -25,21 +24,9 @@ from chargewarden.domain.station_commands import CommandFailed, FailureKind, Roo
 from chargewarden.pki.hashdata import normalize_serial
 from chargewarden.rpc.versions import OcppVersion
 from chargewarden.simulator.config import StationConfig
-from chargewarden.simulator.runner import StationRunner
 from chargewarden.store.records import CertificateRequestState
 
 V16, V201 = OcppVersion.V16, OcppVersion.V201
-
-
-async def until(predicate: Callable[[], object], timeout: float = 15.0) -> None:
-    for _ in range(int(timeout / 0.05)):
-        result = predicate()
-        if asyncio.iscoroutine(result):
-            result = await result
-        if result:
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError("condition not reached in time")
 
 
 async def profile_3_station(
@@ -49,23 +36,6 @@ async def profile_3_station(
     client = await issue_for_station(csms, identity)
     config = tls_config(csms, identity, version, 3, client=client)
     return replace(config, cpo_name=CPO, state_dir=state_dir, **extra)  # type: ignore[arg-type]
-
-
-class Running:
-    def __init__(self, config: StationConfig) -> None:
-        self.runner = StationRunner(config)
-        self.stop = asyncio.Event()
-        self.task: asyncio.Task[None] | None = None
-
-    async def __aenter__(self) -> StationRunner:
-        self.task = asyncio.create_task(self.runner.run(self.stop))
-        await asyncio.wait_for(self.runner.state.booted.wait(), 15)
-        return self.runner
-
-    async def __aexit__(self, *exc: object) -> None:
-        self.stop.set()
-        assert self.task is not None
-        await asyncio.wait_for(self.task, 15)
 
 
 def live_fingerprint(csms: RunningCsms, identity: str) -> str | None:

@@ -23,7 +23,7 @@ from chargewarden.store.records import EventSource, SecurityEventRecord
 CLI = Path(sys.executable).parent / "chargewarden"
 HEX_KEY_LINE = re.compile(r"^AuthorizationKey \(hex\): ([0-9A-Fa-f]{40})$", re.MULTILINE)
 STRONG_PASSWORD = "Zq7-Lm2_Xp9=Rt4@Vb8k"  # 20 characters, passes the 2.0.1 rules
-DEMO_TIMEOUT_SECONDS = 120.0
+DEMO_TIMEOUT_SECONDS = 240.0
 CLI_TIMEOUT_SECONDS = 60.0
 PASSWORD_ENV = "CHARGEWARDEN_PASSWORD"
 AUTH_KEY_ENV = "CHARGEWARDEN_AUTH_KEY"

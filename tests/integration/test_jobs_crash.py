@@ -72,7 +72,8 @@ class Server:
         }
         argv = [
             str(CLI), "serve", "--data-dir", str(self.data_dir), "--host", "127.0.0.1",
-            "--ws-port", str(self.ws_port), "--wss-port", str(self.wss_port), "--api-port", "0", "--files-port", "0",
+            "--ws-port", str(self.ws_port), "--wss-port", str(self.wss_port), "--api-port", "0",
+            "--files-port", "0",
             "--public-hostname", "localhost",
         ]  # fmt: skip
         cli_file(self.data_dir).unlink(missing_ok=True)

@@ -17,6 +17,8 @@ if TYPE_CHECKING:
     from chargewarden.domain.root_rollover import RootRollover
     from chargewarden.domain.station_certificates import StationCertificates
     from chargewarden.store import Store
+    from chargewarden.workflows.firmware_service import FirmwareService
+    from chargewarden.workflows.logs import LogService
     from chargewarden.workflows.service import JobService
 
 
@@ -42,6 +44,10 @@ class ApiContext:
     settings: Settings | None = None
     # Password rotation and profile upgrades (workflows/); None in API-only tests.
     jobs: JobService | None = None
+    # Signed firmware and log retrieval (workflows/firmware.py, workflows/logs.py); None when
+    # file transfer is off.
+    firmware: FirmwareService | None = None
+    logs: LogService | None = None
 
 
 def get_context(request: Request) -> ApiContext:

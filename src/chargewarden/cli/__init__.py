@@ -11,13 +11,15 @@ from chargewarden.cli.ca import ca_app
 from chargewarden.cli.certs import cert_app
 from chargewarden.cli.common import guarded_main
 from chargewarden.cli.demo import demo
+from chargewarden.cli.events import events
 from chargewarden.cli.firmware import firmware_app
 from chargewarden.cli.jobs import jobs_app
+from chargewarden.cli.logs import logs_app
 from chargewarden.cli.operators import operator_app
 from chargewarden.cli.serve import serve
 from chargewarden.cli.sim import sim_app
 from chargewarden.cli.station_certs import alerts
-from chargewarden.cli.stations import events, station_app
+from chargewarden.cli.stations import station_app
 
 app = typer.Typer(
     name="chargewarden",
@@ -37,6 +39,7 @@ app.add_typer(ca_app, name="ca")
 app.add_typer(cert_app, name="cert")
 app.add_typer(firmware_app, name="firmware")
 app.add_typer(jobs_app, name="jobs")
+app.add_typer(logs_app, name="logs")
 
 
 def _version(value: bool) -> None:

@@ -128,6 +128,11 @@ class ApiClient:
     def delete(self, path: str, **params: Any) -> Any:
         return self.request("DELETE", path, params=params)
 
+    def stream(self, path: str) -> Any:
+        """A streamed GET of a file (context manager yielding the httpx response); the
+        caller checks the status, since the body is not JSON."""
+        return self._http.stream("GET", path, headers={"Accept": "*/*"})
+
     def request(
         self,
         method: str,

@@ -12,6 +12,7 @@ from chargewarden.domain.station_calls import (
     parse_time,
 )
 from chargewarden.rpc.router import Handler
+from chargewarden.rpc.versions import OcppVersion
 
 Payload = dict[str, Any]
 
@@ -45,13 +46,34 @@ def shared_handlers(calls: StationCalls, session: StationSession) -> dict[str, H
         )
         return {"status": "Accepted" if accepted else "Rejected"}
 
+    async def firmware_status_notification(payload: Payload) -> Payload:
+        # 1.6 SignedFirmwareStatusNotification and 2.0.1 FirmwareStatusNotification agree.
+        await calls.firmware_status(
+            session, status=payload["status"], request_id=payload.get("requestId")
+        )
+        return {}
+
+    async def log_status_notification(payload: Payload) -> Payload:
+        await calls.log_status(
+            session, status=payload["status"], request_id=payload.get("requestId")
+        )
+        return {}
+
     async def data_transfer(payload: Payload) -> Payload:
         # No vendor extensions are configured; the station learns that, not a CALLERROR.
         return {"status": "UnknownVendorId"}
 
-    return {
+    handlers: dict[str, Handler] = {
         "Heartbeat": heartbeat,
         "SecurityEventNotification": security_event_notification,
         "DataTransfer": data_transfer,
         "SignCertificate": sign_certificate,
+        "LogStatusNotification": log_status_notification,
     }
+    name = (
+        "SignedFirmwareStatusNotification"
+        if session.version is OcppVersion.V16
+        else ("FirmwareStatusNotification")
+    )
+    handlers[name] = firmware_status_notification
+    return handlers

@@ -6,7 +6,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from chargewarden.domain.presence import PresenceRecorder
 from chargewarden.rpc.errors import ErrorKind, RpcError
@@ -27,6 +27,12 @@ BOOT_RETRY_SECONDS = 60
 
 
 FollowUp = Callable[[], Awaitable[object]]
+
+
+class StatusSink(Protocol):
+    """Where a station's progress reports on a request go (firmware updates, log uploads)."""
+
+    async def on_status(self, identity: str, request_id: int | None, status: str) -> None: ...
 
 
 @dataclass(slots=True)
@@ -93,6 +99,9 @@ class StationCalls:
         self.jobs: JobEngine | None = None
         # Set when held stations get their credentials rotated automatically (PWD-03).
         self.auto_rotation: JobService | None = None
+        # Progress of signed firmware updates and of log uploads; None without file transfer.
+        self.firmware: StatusSink | None = None
+        self.logs: StatusSink | None = None
 
     def seen(self, identity: str, at: datetime) -> None:
         self._presence.seen(identity, at)
@@ -213,6 +222,22 @@ class StationCalls:
             tech_info,
             session.peer,
         )
+
+    async def firmware_status(
+        self, session: StationSession, *, status: str, request_id: int | None
+    ) -> None:
+        """(Signed)FirmwareStatusNotification: progress of the update ``request_id``."""
+        log.info("station %s firmware status %s (request %s)", session.identity, status, request_id)
+        if self.firmware is not None:
+            await self.firmware.on_status(session.identity, request_id, status)
+
+    async def log_status(
+        self, session: StationSession, *, status: str, request_id: int | None
+    ) -> None:
+        """LogStatusNotification: progress of the log upload ``request_id``."""
+        log.info("station %s log status %s (request %s)", session.identity, status, request_id)
+        if self.logs is not None:
+            await self.logs.on_status(session.identity, request_id, status)
 
     def connected(self, session: StationSession, certificate_fingerprint: str | None) -> None:
         """Queue what a fresh connection owes the station: certificates issued but not yet

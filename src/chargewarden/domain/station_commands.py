@@ -9,9 +9,11 @@ API and CLI map to their own answer (offline → 409, timeout → 504, ...).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 from typing import Any, Protocol
 
+from chargewarden.domain.station_calls import format_time
 from chargewarden.gateway.registry import ConnectionRegistry, StationLink
 from chargewarden.pki.csr_policy import StationCertificateType
 from chargewarden.rpc.session import CallErrorReceived, CallTimeout, ConnectionGone, InvalidResponse
@@ -57,6 +59,69 @@ class ProfilePlan:
     priority: tuple[int, ...] = ()  # slots in use before, kept as fallbacks after the new one
     message_timeout: int = 30
     interface: str = "Wired0"
+
+
+@dataclass(frozen=True, slots=True)
+class FirmwareRequest:
+    request_id: int
+    location: str  # the per-request download URL
+    retrieve_at: datetime
+    signing_certificate_pem: str
+    signature: str  # base64
+    install_at: datetime | None = None
+    retries: int | None = None
+    retry_interval: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LogRequest:
+    request_id: int
+    log_type: str  # "SecurityLog" or "DiagnosticsLog"
+    remote_location: str  # the per-request upload URL
+    oldest: datetime | None = None
+    latest: datetime | None = None
+    retries: int | None = None
+    retry_interval: int | None = None
+
+
+def _retry_fields(retries: int | None, retry_interval: int | None) -> Payload:
+    fields: Payload = {}
+    if retries is not None:
+        fields["retries"] = retries
+    if retry_interval is not None:
+        fields["retryInterval"] = retry_interval
+    return fields
+
+
+def firmware_payload(request: FirmwareRequest) -> Payload:
+    """The request body both versions share (2.0.1 names the action differently)."""
+    firmware: Payload = {
+        "location": request.location,
+        "retrieveDateTime": format_time(request.retrieve_at),
+        "signingCertificate": request.signing_certificate_pem,
+        "signature": request.signature,
+    }
+    if request.install_at is not None:
+        firmware["installDateTime"] = format_time(request.install_at)
+    return {
+        "requestId": request.request_id,
+        "firmware": firmware,
+        **_retry_fields(request.retries, request.retry_interval),
+    }
+
+
+def log_payload(request: LogRequest) -> Payload:
+    log: Payload = {"remoteLocation": request.remote_location}
+    if request.oldest is not None:
+        log["oldestTimestamp"] = format_time(request.oldest)
+    if request.latest is not None:
+        log["latestTimestamp"] = format_time(request.latest)
+    return {
+        "logType": request.log_type,
+        "requestId": request.request_id,
+        "log": log,
+        **_retry_fields(request.retries, request.retry_interval),
+    }
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +173,17 @@ class VersionCommands(Protocol):
 
     def profile_change(self, target: int, plan: ProfilePlan) -> list[Command]:
         """The calls that make the station reconnect on ``target`` (answers must be positive)."""
+        ...
+
+
+    # --- signed firmware and logs (FW-01, LOG-01) ---
+
+    def update_firmware(self, request: FirmwareRequest) -> Command:
+        """1.6 SignedUpdateFirmware / 2.0.1 UpdateFirmware, signing certificate included."""
+        ...
+
+    def get_log(self, request: LogRequest) -> Command:
+        """GetLog (same in 1.6 with the whitepaper and in 2.0.1)."""
         ...
 
 

@@ -6,9 +6,13 @@ from chargewarden.domain.station_commands import (
     Command,
     CommandFailed,
     FailureKind,
+    FirmwareRequest,
+    LogRequest,
     Payload,
     ProfilePlan,
     RootCertificateKind,
+    firmware_payload,
+    log_payload,
 )
 from chargewarden.pki.csr_policy import StationCertificateType
 from chargewarden.store.records import InstalledCertificate
@@ -86,3 +90,9 @@ class Commands16:
     def profile_change(self, target: int, plan: ProfilePlan) -> list[Command]:
         # Whitepaper A05: the charge point reconnects on its own after Accepted (A05.FR.06/07).
         return [Command("ChangeConfiguration", {"key": "SecurityProfile", "value": str(target)})]
+
+    def update_firmware(self, request: FirmwareRequest) -> Command:
+        return Command("SignedUpdateFirmware", firmware_payload(request))
+
+    def get_log(self, request: LogRequest) -> Command:
+        return Command("GetLog", log_payload(request))

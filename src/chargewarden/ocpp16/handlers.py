@@ -35,7 +35,20 @@ def station_handlers(calls: StationCalls, session: StationSession) -> dict[str, 
         )
         return {}
 
+    # The CSMS never sends the unsigned UpdateFirmware / GetDiagnostics of plain 1.6
+    # (whitepaper L01.FR.20), but stations report on ones started locally (or Idle at boot):
+    # logged, matched to no request.
+    async def unsigned_firmware_status(payload: Payload) -> Payload:
+        await calls.firmware_status(session, status=payload["status"], request_id=None)
+        return {}
+
+    async def diagnostics_status(payload: Payload) -> Payload:
+        await calls.log_status(session, status=payload["status"], request_id=None)
+        return {}
+
     return shared_handlers(calls, session) | {
         "BootNotification": boot_notification,
         "StatusNotification": status_notification,
+        "FirmwareStatusNotification": unsigned_firmware_status,
+        "DiagnosticsStatusNotification": diagnostics_status,
     }

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from chargewarden.domain.station_commands import (
     Command,
+    FirmwareRequest,
+    LogRequest,
     Payload,
     ProfilePlan,
     RootCertificateKind,
+    firmware_payload,
+    log_payload,
 )
 from chargewarden.pki.csr_policy import StationCertificateType
 from chargewarden.store.records import InstalledCertificate
@@ -132,3 +136,9 @@ class Commands201:
             ),
             self.reset(),
         ]
+
+    def update_firmware(self, request: FirmwareRequest) -> Command:
+        return Command("UpdateFirmware", firmware_payload(request))
+
+    def get_log(self, request: LogRequest) -> Command:
+        return Command("GetLog", log_payload(request))

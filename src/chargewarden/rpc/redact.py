@@ -9,12 +9,15 @@ per-action list would miss the next one.
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit
 
 MASK = "***"
 
 # Configuration keys / variables whose value is a credential: 1.6 security whitepaper
 # AuthorizationKey, 2.0.1 SecurityCtrlr.BasicAuthPassword; any "...password" is caught below.
 _SECRET_NAMES = frozenset({"authorizationkey", "basicauthpassword"})
+# File-transfer URLs the CSMS hands out: their path holds a one-time token (LOG-01, FW-01).
+_URL_KEYS = frozenset({"remoteLocation", "location"})
 
 
 def _is_secret_name(name: object) -> bool:
@@ -41,10 +44,28 @@ def _redact(value: Any) -> Any:
     return value
 
 
+def _redact_url(url: str) -> str:
+    """Scheme, host and port only: the path of a file-transfer URL carries its per-request
+    token (GetLog remoteLocation, firmware location), an FTP URL may carry user:password@."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+        port = parts.port
+    except ValueError:
+        return MASK
+    if not parts.scheme or not host:
+        return MASK
+    host = f"[{host}]" if ":" in host else host
+    return f"{parts.scheme}://{host}{f':{port}' if port is not None else ''}/{MASK}"
+
+
 def _redact_object(value: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {
         key: MASK if _is_secret_name(key) else _redact(item) for key, item in value.items()
     }
+    for key in _URL_KEYS & out.keys():
+        if isinstance(out[key], str):
+            out[key] = _redact_url(out[key])
     # 1.6 ChangeConfiguration request and GetConfiguration configurationKey entries:
     # {"key": "AuthorizationKey", "value": "<secret>"}.
     if _is_secret_name(value.get("key")) and "value" in out:

@@ -27,6 +27,8 @@ ACTIVE_STATES = (JobState.PENDING, JobState.RUNNING, JobState.WAITING)
 class JobKind(StrEnum):
     ROTATE_CREDENTIALS = "rotate-password"
     UPGRADE_PROFILE = "upgrade-profile"
+    UPDATE_FIRMWARE = "update-firmware"
+    FETCH_LOG = "fetch-log"
     FLEET = "fleet"  # parent of one child job per station
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import builtins
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
@@ -227,16 +227,18 @@ class JobRepository(Repository):
         async with self._transaction() as session:
             return [_job_record(row) for row in await session.scalars(stmt)]
 
-    async def active_for_station(self, identity: str) -> JobRecord | None:
-        stmt = (
-            select(JobRow)
-            .where(
-                JobRow.station_identity == identity,
-                JobRow.state.in_([s.value for s in ACTIVE_STATES]),
-            )
-            .order_by(JobRow.id)
-            .limit(1)
-        )
+    async def active_for_station(
+        self, identity: str, *, exclude: Collection[JobKind] = ()
+    ) -> JobRecord | None:
+        """The station's oldest unfinished job, leaving out jobs of the ``exclude`` kinds (log
+        fetches run beside rotations and upgrades, so they neither block nor are blocked)."""
+        conditions = [
+            JobRow.station_identity == identity,
+            JobRow.state.in_([s.value for s in ACTIVE_STATES]),
+        ]
+        if exclude:
+            conditions.append(JobRow.kind.not_in([JobKind(k).value for k in exclude]))
+        stmt = select(JobRow).where(*conditions).order_by(JobRow.id).limit(1)
         async with self._transaction() as session:
             row = (await session.scalars(stmt)).first()
             return _job_record(row) if row is not None else None

@@ -6,8 +6,8 @@ from types import TracebackType
 
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
+from chargewarden.store.alerts import AlertRepository
 from chargewarden.store.cert_requests import (
-    AlertRepository,
     CertificateRequestRepository,
     InstalledCertificatesRepository,
 )

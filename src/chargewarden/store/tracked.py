@@ -7,7 +7,7 @@ from collections.abc import Callable, Collection
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import select, update
+from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from chargewarden.store.base import Repository
@@ -92,7 +92,12 @@ class TrackedRepository(Repository):
             return type(self).to_record(row)
 
     async def _locked(self, session: AsyncSession, record_id: int) -> Any:
-        stmt = select(self.row).where(self.row.id == record_id)
-        if self._dialect == "postgresql":
-            stmt = stmt.with_for_update()
+        """The row, write-locked: the first statement is the write (see Repository), so SQLite
+        takes its lock at once and PostgreSQL locks the row until commit."""
+        stmt = (
+            update(self.row)
+            .where(self.row.id == record_id)
+            .values(updated_at=utcnow())
+            .returning(self.row)
+        )
         return (await session.execute(stmt)).scalar_one_or_none()

@@ -208,7 +208,10 @@ class JobEngine:
 
     async def _drive(self, job_id: int) -> None:
         job = self._active[job_id]
-        workflow = self._workflows[job.kind]
+        workflow = self._workflows.get(job.kind)
+        if workflow is None:
+            await self._orphaned(job)
+            return
         try:
             while not self._stopping:
                 if job.cancel_requested:
@@ -237,6 +240,21 @@ class JobEngine:
                     self.poke(job.parent_id)
             if job_id in self._due or job.cancel_requested:
                 self._wakeup.set()
+
+    async def _orphaned(self, job: JobRecord) -> None:
+        """A job of a kind this server does not run now (e.g. a firmware update after file
+        transfer was turned off): failed with the reason, rather than left to hang."""
+        try:
+            await self._finish(
+                job,
+                JobState.FAILED,
+                "failed",
+                f"this server does not run {job.kind} jobs now (is file transfer turned off?)",
+            )
+        except StoreError as exc:
+            log.warning("job %s: %s; will retry", job.id, exc)
+        finally:
+            self._drivers.pop(job.id or 0, None)
 
     async def _reload(self, job: JobRecord) -> JobRecord:
         assert job.id is not None

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from chargewarden.rpc.versions import OcppVersion
+from chargewarden.store import Store
 from chargewarden.store.job_records import JobKind, JobRecord, JobState, JobStepRecord
 from chargewarden.store.records import AuditRecord, StationRecord
 from chargewarden.workflows.engine import JobEngine
@@ -17,6 +18,9 @@ from chargewarden.workflows.rotation import BASIC_AUTH_PROFILES
 
 UPGRADE_TARGETS = (2, 3)
 MAX_SLOT = 100
+# Jobs that run beside a station's other job: they neither block one nor are blocked by one
+# (a log fetch only asks the station to upload; it changes nothing a rotation relies on).
+BESIDE_OTHER_JOBS = (JobKind.FETCH_LOG,)
 
 
 class JobErrorKind(StrEnum):
@@ -45,6 +49,23 @@ class FleetSelection:
     profile: int | None = None
     version: OcppVersion | None = None
     identities: tuple[str, ...] | None = None
+
+
+async def select_stations(store: Store, selection: FleetSelection) -> list[StationRecord]:
+    """The stations a fleet operation covers; JobError if a named one does not exist."""
+    stations = await store.stations.list()
+    wanted = set(selection.identities) if selection.identities is not None else None
+    if wanted is not None:
+        missing = wanted - {s.identity for s in stations}
+        if missing:
+            raise JobError(JobErrorKind.NOT_FOUND, f"no station {sorted(missing)[0]!r}")
+    return [
+        s
+        for s in stations
+        if (selection.profile is None or s.security_profile == selection.profile)
+        and (selection.version is None or s.ocpp_version is selection.version)
+        and (wanted is None or s.identity in wanted)
+    ]
 
 
 class JobService:
@@ -97,7 +118,7 @@ class JobService:
         return station
 
     async def _no_active_job(self, identity: str) -> None:
-        active = await self._store.jobs.active_for_station(identity)
+        active = await self._store.jobs.active_for_station(identity, exclude=BESIDE_OTHER_JOBS)
         if active is not None:
             raise JobError(
                 JobErrorKind.CONFLICT,
@@ -185,7 +206,11 @@ class JobService:
         if isinstance(limit, bool) or not 1 <= limit <= 1000:
             raise JobError(JobErrorKind.INVALID, "concurrency must be 1 to 1000")
         stations = await self._select(selection)
-        busy = {job.station_identity for job in await self._store.jobs.active()}
+        busy = {
+            job.station_identity
+            for job in await self._store.jobs.active()
+            if job.kind not in BESIDE_OTHER_JOBS
+        }
         children: list[JobRecord] = []
         skipped: list[str] = []
         for station in stations:
@@ -236,19 +261,7 @@ class JobService:
         return stored, skipped
 
     async def _select(self, selection: FleetSelection) -> Sequence[StationRecord]:
-        stations = await self._store.stations.list()
-        wanted = set(selection.identities) if selection.identities is not None else None
-        if wanted is not None:
-            missing = wanted - {s.identity for s in stations}
-            if missing:
-                raise JobError(JobErrorKind.NOT_FOUND, f"no station {sorted(missing)[0]!r}")
-        return [
-            s
-            for s in stations
-            if (selection.profile is None or s.security_profile == selection.profile)
-            and (selection.version is None or s.ocpp_version is selection.version)
-            and (wanted is None or s.identity in wanted)
-        ]
+        return await select_stations(self._store, selection)
 
     async def ensure_rotation(self, identity: str) -> JobRecord | None:
         """PWD-03: a station held for a credential update gets a rotation when it boots.
@@ -256,7 +269,10 @@ class JobService:
         Not again while one runs, and not again within ``retry_seconds`` of one that failed:
         a station that keeps refusing would otherwise get a new job at every boot retry.
         """
-        if await self._store.jobs.active_for_station(identity) is not None:
+        if (
+            await self._store.jobs.active_for_station(identity, exclude=BESIDE_OTHER_JOBS)
+            is not None
+        ):
             return None
         recent = await self._store.jobs.list(
             station_identity=identity, kind=JobKind.ROTATE_CREDENTIALS, limit=1

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
-from chargewarden.config import JobSettings
+from chargewarden.config import FileTransferSettings, JobSettings
 from chargewarden.domain.station_commands import StationChannel
 from chargewarden.gateway.registry import ConnectionRegistry
 from chargewarden.security.alerts import Alerts
@@ -23,6 +23,8 @@ from chargewarden.store.job_records import JobKind, JobRecord
 if TYPE_CHECKING:
     from chargewarden.domain.certificate_signing import CertificateSigning
     from chargewarden.domain.station_certificates import StationCertificates
+    from chargewarden.transfer.storage import TransferStorage
+    from chargewarden.transfer.tokens import TransferLinks
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +76,10 @@ class WorkflowDeps:
     csms_roots: Callable[[], bytes | None] = lambda: None
     # wss URL (without identity) that upgraded 2.0.1 stations are told to use.
     wss_url: Callable[[], str | None] = lambda: None
+    # File transfer (firmware downloads, log uploads); None when it is off.
+    links: TransferLinks | None = None
+    storage: TransferStorage | None = None
+    files: FileTransferSettings = field(default_factory=FileTransferSettings)
 
 
 class Workflow(Protocol):

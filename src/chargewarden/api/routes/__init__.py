@@ -6,7 +6,9 @@ from chargewarden.api.routes import (
     certificates,
     connections,
     events,
+    firmware,
     jobs,
+    logs,
     stations,
 )
 
@@ -18,6 +20,8 @@ ROUTERS = (
     certificates.router,
     alerts.router,
     jobs.router,
+    firmware.router,
+    logs.router,
 )
 
 __all__ = ["ROUTERS"]
