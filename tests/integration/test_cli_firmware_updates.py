@@ -29,6 +29,7 @@ from chargewarden.pki.issue import issue_leaf
 from chargewarden.pki.passphrase import load_passphrase
 from chargewarden.rpc.versions import OcppVersion
 from chargewarden.store import Store
+from chargewarden.store.records import AlertRecord
 
 NOW = datetime.now(UTC)
 STATUS_ACTION = {V16: "SignedFirmwareStatusNotification", V201: "FirmwareStatusNotification"}
@@ -145,6 +146,18 @@ def test_TC_081_tampered_image_is_refused_and_recorded(data_dir: Path, image: Pa
     assert not (data_dir / "firmware").exists() or not any((data_dir / "firmware").iterdir())
     [reason] = refused_events(data_dir)
     assert "does not verify" in reason
+    # A refusal at the command line alerts like one in the server (EVT-02).
+    [alert] = stored_alerts(data_dir)
+    assert alert.kind == "security-event.FirmwareRefused" and alert.severity == "critical"
+
+
+def stored_alerts(data_dir: Path) -> list[AlertRecord]:
+    async def read() -> list[AlertRecord]:
+        url = load_settings(None, data_dir=data_dir).effective_database_url
+        async with await Store.open(url) as store:
+            return await store.alerts.list()
+
+    return asyncio.run(read())
 
 
 def test_FW_02_signer_from_a_foreign_ca_is_refused_unless_its_root_is_configured(

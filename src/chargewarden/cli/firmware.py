@@ -38,6 +38,7 @@ from chargewarden.firmware.trust import load_trust
 from chargewarden.pki import PkiError
 from chargewarden.pki.firmware import FirmwareRefused, digest_file, sign_digest, verify_firmware
 from chargewarden.pki.keys import load_private_key_pem
+from chargewarden.security.alerts import AlertConfigError, Alerts
 from chargewarden.security.recorder import SecurityRecorder
 from chargewarden.store import Store
 from chargewarden.store.transfer_records import FirmwareReleaseRecord, FirmwareUpdateRecord
@@ -166,14 +167,14 @@ def verify(
 # ------------------------------------------------------------------ releases (offline, store)
 
 
-def _releases(settings: Settings, store: Store) -> FirmwareReleases:
+def _releases(settings: Settings, store: Store, alerts: Alerts | None = None) -> FirmwareReleases:
     """The registry as the server builds it (app.py), with the same trust and size limit, so a
-    release the CLI accepts is one the server will send."""
+    release the CLI accepts is one the server will send. A refusal alerts from here too."""
     return FirmwareReleases(
         store,
         TransferStorage(settings.data_dir),
         lambda: load_trust(settings),
-        SecurityRecorder(store),  # no alerts from here: the event is stored, `events` shows it
+        SecurityRecorder(store, alerts),
         lambda: datetime.now(UTC),
         settings.files.max_firmware_bytes,
     )
@@ -211,15 +212,20 @@ def add(
     """
     settings = settings_from(config, data_dir)
     quiet_logging(settings)
-    # A refusal is stored as a security event and printed as the error line; the recorder's
-    # log line would say it a second time on the same terminal.
-    logging.getLogger("chargewarden.security").setLevel(logging.ERROR)
+    # A refusal is stored as a security event (and alert) and printed as the error line; the
+    # recorder's and the alert's log lines would say it again on the same terminal.
+    for logger in ("chargewarden.security", "chargewarden.alerts"):
+        logging.getLogger(logger).setLevel(logging.ERROR)
     signature_text = _read(signature, "signature").decode("ascii", "replace")
     chain_pem = _read(cert, "certificate")
 
     async def action(store: Store) -> FirmwareReleaseRecord:
         try:
-            return await _releases(settings, store).register(
+            alerts = Alerts(store, settings.alerts)
+        except AlertConfigError as exc:
+            raise CliError(str(exc)) from None
+        try:
+            return await _releases(settings, store, alerts).register(
                 image, signature_text, chain_pem, name=name, actor=CLI_ACTOR
             )
         except FirmwareRefused as exc:
@@ -232,6 +238,9 @@ def add(
             raise CliError(f"refused: {exc}{hint}") from None
         except ReleaseError as exc:
             raise CliError(str(exc)) from None
+        finally:
+            # A refusal's alert is stored already; give its webhook delivery a moment.
+            await alerts.close(grace=settings.alerts.webhook_timeout)
 
     release = run(with_store(settings, action))
     typer.echo(f"registered firmware release {release.name}")
