@@ -24,6 +24,7 @@ from chargewarden.firmware.trust import load_trust
 from chargewarden.gateway.admission import AdmissionPolicy
 from chargewarden.gateway.registry import InMemoryRegistry
 from chargewarden.gateway.server import Gateway, GatewayOptions, Listener
+from chargewarden.metrics import CsmsMetrics
 from chargewarden.pki.crl import (
     builtin_root_provider,
     make_crl_provider,
@@ -87,6 +88,8 @@ class RunningCsms:
     retention: Retention | None = None
     firmware: FirmwareService | None = None
     logs: LogService | None = None
+    # This CSMS's Prometheus registry and what records into it (served on GET /metrics).
+    metrics: CsmsMetrics | None = None
 
     @property
     def files_url(self) -> str | None:
@@ -139,6 +142,7 @@ def _gateway(
     registry: InMemoryRegistry,
     recorder: SecurityRecorder,
     calls: StationCalls,
+    metrics: CsmsMetrics,
 ) -> Gateway:
     return Gateway(
         store,
@@ -158,6 +162,7 @@ def _gateway(
             proxy=settings.proxy,
             tls_read_buffer_bytes=settings.tls_read_buffer_bytes,
         ),
+        metrics,
     )
 
 
@@ -168,6 +173,8 @@ async def start_csms(settings: Settings, *, with_api: bool = True) -> RunningCsm
         store = await open_store(settings)
         undo.push_async_callback(store.close)
         registry = InMemoryRegistry()
+        # Its own Prometheus registry, not the process-wide default: one per CSMS.
+        metrics = CsmsMetrics(registry)
         presence = PresenceRecorder(store)
         undo.push_async_callback(presence.close)
         # Alerts before the recorder: critical security events alert through it (EVT-02).
@@ -178,7 +185,7 @@ async def start_csms(settings: Settings, *, with_api: bool = True) -> RunningCsm
             store, alerts, coalesce_seconds=settings.events.alert_coalesce_seconds
         )
         calls = StationCalls(store, recorder, settings.heartbeat_interval, presence)
-        gateway = _gateway(settings, store, registry, recorder, calls)
+        gateway = _gateway(settings, store, registry, recorder, calls, metrics)
         channel = StationChannel(registry, settings.call_timeout)
         station_certificates = StationCertificates(store, channel)
         signing = renewal = None
@@ -259,6 +266,8 @@ async def start_csms(settings: Settings, *, with_api: bool = True) -> RunningCsm
                 jobs=jobs,
                 firmware=firmware,
                 logs=logs,
+                metrics=metrics,
+                listeners_ready=lambda: gateway.listening,
             )
             api = await ApiServer.start(create_api(context), settings.host, settings.api_port)
         if watcher is not None:
@@ -291,6 +300,7 @@ async def start_csms(settings: Settings, *, with_api: bool = True) -> RunningCsm
         retention=retention,
         firmware=firmware,
         logs=logs,
+        metrics=metrics,
     )
 
 

@@ -154,6 +154,19 @@ async def test_failing_report_callback_does_not_break_the_connection() -> None:
     assert (await station.exchange("garbage"))[2] == "FormationViolation"
 
 
+async def test_observer_counts_calls_and_answered_frame_errors_but_not_answers() -> None:
+    heard: list[tuple[str, str]] = []
+    station = Station(V16, on_call_handled=lambda a, o, _s: heard.append((a, o)))
+    await station.exchange('[2,"a","Heartbeat",{}]')
+    await station.exchange("garbage")
+    task = asyncio.create_task(station.endpoint.call("Reset", {"type": "Hard"}))
+    await asyncio.sleep(0)
+    await station.endpoint.receive(json.dumps([3, station.sent[-1][1], {"status": "Accepted"}]))
+    await task
+    # The station's answer to our CALL is not a station call.
+    assert heard == [("Heartbeat", "ok"), ("unknown", "FormationViolation")]
+
+
 async def test_rpc_08_gate_answers_security_error() -> None:
     def rejected(action: str) -> RpcError | None:
         if action == "BootNotification":

@@ -163,3 +163,49 @@ async def test_handler_gets_the_validated_payload() -> None:
 
     await dispatch(router16(BootNotification=record), "BootNotification", BOOT_16)
     assert seen == [BOOT_16]
+
+
+# ---- the call observer (metrics) -------------------------------------------------------------
+
+
+async def test_observer_hears_each_call_with_its_outcome_and_a_bounded_action() -> None:
+    heard: list[tuple[str, str]] = []
+    seconds: list[float] = []
+
+    def observe(action: str, outcome: str, elapsed: float) -> None:
+        heard.append((action, outcome))
+        seconds.append(elapsed)
+
+    async def broken(payload: dict[str, Any]) -> dict[str, Any]:
+        raise KeyError("bug")
+
+    router = Router(
+        V201, {"Heartbeat": heartbeat, "BootNotification": broken}, on_call_handled=observe
+    )
+    await dispatch(router, "Heartbeat", {})
+    await dispatch(router, "Heartbeat", {"unexpected": 1})
+    await dispatch(router, "BootNotification", {"reason": "PowerUp", "chargingStation": {
+        "model": "M", "vendorName": "V"}})
+    await dispatch(router, "DataTransfer", {"vendorId": "v"})
+    await dispatch(router, "Attacker-Chosen-Name-1234", {})
+    assert heard == [
+        ("Heartbeat", "ok"),
+        ("Heartbeat", "FormatViolation"),
+        ("BootNotification", "InternalError"),
+        ("DataTransfer", "NotSupported"),
+        # A name the version does not define is never passed on: label sets stay bounded.
+        ("unknown", "NotImplemented"),
+    ]
+    assert all(s >= 0 for s in seconds)
+
+
+async def test_a_failing_observer_does_not_cost_the_station_its_answer(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    def observe(action: str, outcome: str, elapsed: float) -> None:
+        raise RuntimeError("metrics backend down")
+
+    router = Router(V16, {"Heartbeat": heartbeat}, on_call_handled=observe)
+    with caplog.at_level(logging.ERROR):
+        assert await dispatch(router, "Heartbeat", {}) == [3, "m-1", {"currentTime": NOW}]
+    assert "observer failed" in caplog.text

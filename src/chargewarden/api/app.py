@@ -10,9 +10,9 @@ from fastapi.openapi.utils import get_openapi
 from chargewarden import __version__
 from chargewarden.api.context import ApiContext
 from chargewarden.api.middleware import BodyLimitMiddleware, SecurityHeadersMiddleware
-from chargewarden.api.models import Health
 from chargewarden.api.problems import document_problems, install_problem_handlers
 from chargewarden.api.routes import ROUTERS
+from chargewarden.api.routes import health as health_routes
 from chargewarden.api.routes import pki as pki_routes
 from chargewarden.api.routes import rollover as rollover_routes
 
@@ -22,9 +22,10 @@ MAX_BODY_SIZE = 1024 * 1024
 DESCRIPTION = """\
 HTTP API of the ChargeWarden Central System.
 
-* Authentication: `Authorization: Bearer <token>` on every route except `/healthz` and the
-  public PKI documents under `/pki/` (CRLs, the CSMS root). Tokens are
-  created with `chargewarden operator add NAME --role viewer|operator|admin`.
+* Authentication: `Authorization: Bearer <token>` on every route except `/healthz`, `/readyz`
+  and the public PKI documents under `/pki/` (CRLs, the CSMS root). Tokens are
+  created with `chargewarden operator add NAME --role viewer|operator|admin`; a Prometheus
+  scraper of `/metrics` uses a viewer token.
 * Roles: **viewer** reads, **operator** also sends calls to stations, **admin** also registers
   stations.
 * Errors are RFC 9457 problem documents (`application/problem+json`).
@@ -49,10 +50,7 @@ def create_api(ctx: ApiContext) -> FastAPI:
     app.add_middleware(BodyLimitMiddleware, max_bytes=MAX_BODY_SIZE)
     app.add_middleware(SecurityHeadersMiddleware)
 
-    @app.get("/healthz", response_model=Health, tags=["health"], summary="Liveness probe")
-    async def healthz() -> Health:
-        return Health()
-
+    app.include_router(health_routes.router)
     for router in ROUTERS:
         app.include_router(router)
     app.include_router(pki_routes.router)

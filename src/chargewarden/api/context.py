@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from chargewarden.domain.renewal import CertificateRenewal
     from chargewarden.domain.root_rollover import RootRollover
     from chargewarden.domain.station_certificates import StationCertificates
+    from chargewarden.metrics import CsmsMetrics
     from chargewarden.store import Store
     from chargewarden.workflows.firmware_service import FirmwareService
     from chargewarden.workflows.logs import LogService
@@ -48,6 +49,10 @@ class ApiContext:
     # file transfer is off.
     firmware: FirmwareService | None = None
     logs: LogService | None = None
+    # Prometheus metrics (GET /metrics); None: the route answers 404.
+    metrics: CsmsMetrics | None = None
+    # Readiness (GET /readyz): whether the station listeners are bound; None: no gateway here.
+    listeners_ready: Callable[[], bool] | None = None
 
 
 def get_context(request: Request) -> ApiContext:

@@ -191,3 +191,9 @@ class CallErrorOut(BaseModel):
 
 class Health(BaseModel):
     status: Literal["ok"] = "ok"
+
+
+class Readiness(BaseModel):
+    status: Literal["ready", "unavailable"]
+    # Why not ready, in a few words; never a path, URL or configuration value.
+    reason: str | None = None

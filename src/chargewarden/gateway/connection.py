@@ -17,6 +17,7 @@ from chargewarden.ocpp16.handlers import station_handlers as handlers_16
 from chargewarden.ocpp201.handlers import station_handlers as handlers_201
 from chargewarden.rpc.endpoint import RpcEndpoint
 from chargewarden.rpc.errors import RpcError
+from chargewarden.rpc.router import CallObserver
 from chargewarden.rpc.session import ConnectionGone
 from chargewarden.rpc.versions import OcppVersion
 from chargewarden.security.events import CsmsEvent
@@ -59,6 +60,7 @@ class StationConnection:
         calls: StationCalls,
         recorder: SecurityRecorder,
         call_timeout: float,
+        on_call_handled: CallObserver | None = None,
     ) -> None:
         self._websocket = websocket
         self._info = info
@@ -75,6 +77,7 @@ class StationConnection:
             call_timeout=call_timeout,
             gate=lambda action: calls.gate(session, action),
             on_rpc_error=self._on_rpc_error,
+            on_call_handled=on_call_handled,
             trace_name=info.identity,
         )
 

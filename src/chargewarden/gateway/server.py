@@ -12,6 +12,7 @@ import logging
 import weakref
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from http import HTTPStatus
 from typing import Literal
 
@@ -32,6 +33,7 @@ from chargewarden.gateway.admission import (
 from chargewarden.gateway.commits import commit_pending_credential, commit_pending_profile
 from chargewarden.gateway.connection import StationConnection
 from chargewarden.gateway.identity import identity_from_path
+from chargewarden.gateway.observer import STORE_UNAVAILABLE, GatewayObserver, NoObserver
 from chargewarden.gateway.registry import ConnectionInfo, ConnectionRegistry
 from chargewarden.gateway.tls import (
     DEFAULT_TLS_READ_BUFFER_BYTES,
@@ -97,8 +99,10 @@ class Gateway:
         throttle: AdmissionThrottle,
         calls: StationCalls,
         options: GatewayOptions,
+        observer: GatewayObserver | None = None,
     ) -> None:
         self._store = store
+        self._observer: GatewayObserver = observer or NoObserver()
         self._registry = registry
         self._recorder = recorder
         self._verifier = verifier
@@ -123,6 +127,7 @@ class Gateway:
                 self._tls_refused,
                 self._peer_may_handshake,
                 self._options.tls_read_buffer_bytes,
+                self._observer.tls_handshake,
             )
         else:
             self._tls.replace_context(context)
@@ -164,10 +169,19 @@ class Gateway:
             )
         return bound
 
+    @property
+    def listening(self) -> bool:
+        """Every listener is bound and accepting (readiness)."""
+        return bool(self._servers) and all(server.is_serving() for server in self._servers)
+
     def _peer_may_handshake(self, peer: str) -> bool:
-        return self._throttle.check("", peer).allowed
+        allowed = self._throttle.check("", peer).allowed
+        if not allowed:
+            self._observer.refused(CsmsEvent.RATE_LIMITED)
+        return allowed
 
     async def _tls_refused(self, peer: str, failure: HandshakeFailure) -> None:
+        self._observer.refused(failure.event)
         block_started = self._throttle.record_failure("", peer)
         await self._recorder.csms(failure.event, identity=None, peer=peer, reason=failure.reason)
         if block_started:
@@ -213,6 +227,7 @@ class Gateway:
         except StoreError as exc:
             # Fail closed: without the store nobody can be verified, so nobody gets in.
             log.error("refusing a station connection: the store is unavailable: %s", exc)
+            self._observer.refused(STORE_UNAVAILABLE)
             response = connection.respond(HTTPStatus.SERVICE_UNAVAILABLE, "Try again later.\n")
             response.headers["Retry-After"] = "30"
             return response
@@ -223,6 +238,7 @@ class Gateway:
         peer = str(connection.remote_address[0]) if connection.remote_address else "unknown"
         identity = identity_from_path(request.path)
         if identity is None:
+            self._observer.refused(CsmsEvent.INVALID_IDENTITY)
             self._throttle.record_failure("", peer)
             await self._recorder.csms(
                 CsmsEvent.INVALID_IDENTITY,
@@ -234,6 +250,7 @@ class Gateway:
 
         decision = self._throttle.check(identity, peer)
         if not decision.allowed:
+            self._observer.refused(CsmsEvent.RATE_LIMITED)
             response = connection.respond(
                 HTTPStatus.TOO_MANY_REQUESTS, "Too many failed attempts.\n"
             )
@@ -270,6 +287,10 @@ class Gateway:
         assert isinstance(verdict, Accept) and station is not None
         if verdict.credential in (CredentialMatch.CURRENT, CredentialMatch.PENDING):
             self._throttle.record_success(identity, peer)
+        if verdict.version is None:  # let in only to be closed at once (no subprotocol)
+            self._observer.refused(verdict.close_event or CsmsEvent.NO_COMMON_SUBPROTOCOL)
+        else:
+            self._observer.admitted(verdict.profile)
         self._admitted[connection] = _Admitted(verdict, station, transport)
         return None
 
@@ -281,6 +302,7 @@ class Gateway:
         peer: str,
         station: StationRecord | None,
     ) -> Response:
+        self._observer.refused(verdict.event)
         block_started = self._throttle.record_failure(identity, peer)
         await self._recorder.csms(
             verdict.event,
@@ -348,7 +370,13 @@ class Gateway:
             ),
         )
         link = StationConnection(
-            websocket, info, session, self._calls, self._recorder, self._options.call_timeout
+            websocket,
+            info,
+            session,
+            self._calls,
+            self._recorder,
+            self._options.call_timeout,
+            partial(self._observer.station_call, accept.version),
         )
         previous = self._registry.register(link)
         if previous is not None:

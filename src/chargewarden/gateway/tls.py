@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -20,6 +21,7 @@ from typing import Any
 from websockets.asyncio.server import ServerConnection
 
 from chargewarden.config import DEFAULT_TLS_READ_BUFFER_BYTES
+from chargewarden.gateway.observer import TLS_DROPPED, TLS_OK, TLS_REFUSED
 from chargewarden.pki.material import TlsMaterial
 from chargewarden.security.events import CsmsEvent
 
@@ -118,6 +120,8 @@ def classify_handshake_failure(exc: BaseException) -> HandshakeFailure | None:
 
 FailureHook = Callable[[str, HandshakeFailure], Awaitable[None]]
 PeerGate = Callable[[str], bool]
+# (outcome, seconds) of every handshake attempted: gateway.observer.TLS_OK / _REFUSED / _DROPPED.
+HandshakeTimer = Callable[[str, float], None]
 
 
 class TlsTerminator:
@@ -129,11 +133,13 @@ class TlsTerminator:
         on_failure: FailureHook,
         admit_peer: PeerGate,
         read_buffer_bytes: int = DEFAULT_TLS_READ_BUFFER_BYTES,
+        on_handshake: HandshakeTimer | None = None,
     ) -> None:
         set_tls_read_buffer(read_buffer_bytes)
         self._context = context
         self._on_failure = on_failure
         self._admit_peer = admit_peer
+        self._on_handshake = on_handshake
         self._pending: set[asyncio.Task[None]] = set()
 
     def replace_context(self, context: ssl.SSLContext) -> None:
@@ -163,6 +169,7 @@ class TlsTerminator:
             transport.abort()
             return
         loop = asyncio.get_running_loop()
+        started = time.perf_counter()
         try:
             tls_transport = await loop.start_tls(
                 transport,
@@ -174,14 +181,21 @@ class TlsTerminator:
         except (ssl.SSLError, OSError, TimeoutError, ConnectionError) as exc:
             transport.abort()
             failure = classify_handshake_failure(exc)
+            self._timed(TLS_DROPPED if failure is None else TLS_REFUSED, started)
             if failure is None:
                 log.debug("TLS handshake with %s ended: %s", peer, type(exc).__name__)
                 return
             await self._on_failure(peer, failure)
             return
         if tls_transport is None:  # the peer went away during the handshake
+            self._timed(TLS_DROPPED, started)
             return
+        self._timed(TLS_OK, started)
         connection.tls_established(tls_transport)
+
+    def _timed(self, outcome: str, started: float) -> None:
+        if self._on_handshake is not None:
+            self._on_handshake(outcome, time.perf_counter() - started)
 
     async def close(self) -> None:
         for task in list(self._pending):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -23,7 +24,7 @@ from chargewarden.rpc.frames import (
     encode_error,
     parse_frame,
 )
-from chargewarden.rpc.router import Gate, Handler, Router
+from chargewarden.rpc.router import UNKNOWN_ACTION, CallObserver, Gate, Handler, Router
 from chargewarden.rpc.session import CallSession, Send
 from chargewarden.rpc.trace import trace_frame, trace_text, tracing
 from chargewarden.rpc.versions import OcppVersion
@@ -43,11 +44,20 @@ class RpcEndpoint:
         call_timeout: float = 30.0,
         gate: Gate | None = None,
         on_rpc_error: Callable[[RpcError], None] | None = None,
+        on_call_handled: CallObserver | None = None,
         trace_name: str = "",
     ) -> None:
         self.version = version
         self._trace_name = trace_name
-        self.router = Router(version, handlers, gate=gate, on_invalid_request=self._report)
+        self.router = Router(
+            version,
+            handlers,
+            gate=gate,
+            on_invalid_request=self._report,
+            on_call_handled=on_call_handled,
+        )
+        # Also told about frames answered with a CALLERROR before any action could be read.
+        self._on_call_handled = on_call_handled
         self._raw_send = send
         self.session = CallSession(version, self._send, default_timeout=call_timeout)
         self._on_rpc_error = on_rpc_error
@@ -60,12 +70,13 @@ class RpcEndpoint:
 
     async def receive(self, data: str | bytes) -> None:
         """Process one received WebSocket message; send whatever answer it needs."""
+        started = time.perf_counter()
         try:
             frame = parse_frame(data)
         except RpcError as exc:
             if tracing():
                 trace_text(self._trace_name, "<", data)
-            await self._frame_error(exc)
+            await self._frame_error(exc, started)
             return
         if tracing():
             trace_frame(self._trace_name, "<", frame)
@@ -107,7 +118,7 @@ class RpcEndpoint:
                 # Recording the security event must not take the connection down with it.
                 logger.exception("on_rpc_error callback failed")
 
-    async def _frame_error(self, exc: RpcError) -> None:
+    async def _frame_error(self, exc: RpcError, started: float) -> None:
         unique_id = exc.unique_id or UNREADABLE_ID
         logger.warning("invalid OCPP-J frame (message id %r): %s", unique_id, exc)
         self._report(exc)
@@ -119,4 +130,9 @@ class RpcEndpoint:
                 self.session.deliver_invalid(unique_id, exc)
             return
         code = error_code(exc.kind, self.version)
+        if self._on_call_handled is not None:
+            try:
+                self._on_call_handled(UNKNOWN_ACTION, code, time.perf_counter() - started)
+            except Exception:
+                logger.exception("on_call_handled observer failed")
         await self._send(encode_error(unique_id, code, exc.description, exc.details))

@@ -7,6 +7,7 @@ frame: it never raises, and what it sends never contains a traceback or payload 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
@@ -19,8 +20,14 @@ logger = logging.getLogger(__name__)
 
 Handler = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
 Gate = Callable[[str], RpcError | None]
+# Told once per CALL handled: (action, outcome, seconds). The outcome is OK or the CALLERROR
+# code sent. The action is UNKNOWN_ACTION for names the version does not define: they come from
+# the peer, and whoever labels metrics with them must stay bounded.
+CallObserver = Callable[[str, str, float], None]
 
 INTERNAL_ERROR_DESCRIPTION = "internal error"
+OK = "ok"
+UNKNOWN_ACTION = "unknown"
 
 
 class Router:
@@ -32,6 +39,7 @@ class Router:
         gate: Gate | None = None,
         validate_responses: bool = True,
         on_invalid_request: Callable[[RpcError], None] | None = None,
+        on_call_handled: CallObserver | None = None,
     ) -> None:
         self.version = version
         self._registry = schema_registry(version)
@@ -45,19 +53,33 @@ class Router:
         # Told about CALLs that break their schema: an InvalidMessages security event upstream.
         self._on_invalid_request = on_invalid_request
         self._internal_code = error_code(ErrorKind.INTERNAL, version)
+        self._on_call_handled = on_call_handled
 
     async def dispatch(self, call: Call) -> str:
         """Handle one CALL; return the encoded CALLRESULT or CALLERROR."""
+        started = time.perf_counter()
         try:
             payload = await self._handle(call)
-            return encode_result(call.unique_id, payload)
+            reply, outcome = encode_result(call.unique_id, payload), OK
         except RpcError as exc:
-            return self._encode_rpc_error(call, exc)
+            reply, outcome = self._encode_rpc_error(call, exc)
         except Exception:
             # Only action and id (repr: they come from the peer and must stay on one log line);
             # the payload may carry credentials, and the traceback stays off the wire.
             logger.exception("handling %r (message id %r) failed", call.action, call.unique_id)
-            return self._internal(call.unique_id)
+            reply, outcome = self._internal(call.unique_id), self._internal_code
+        if self._on_call_handled is not None:
+            self._observe(call.action, outcome, time.perf_counter() - started)
+        return reply
+
+    def _observe(self, action: str, outcome: str, seconds: float) -> None:
+        assert self._on_call_handled is not None
+        label = action if self._registry.is_known(action) else UNKNOWN_ACTION
+        try:
+            self._on_call_handled(label, outcome, seconds)
+        except Exception:
+            # Counting must never cost the station its answer.
+            logger.exception("on_call_handled observer failed")
 
     async def _handle(self, call: Call) -> dict[str, Any]:
         action = call.action
@@ -93,14 +115,14 @@ class Router:
                 raise _internal_error() from None
         return response
 
-    def _encode_rpc_error(self, call: Call, exc: RpcError) -> str:
+    def _encode_rpc_error(self, call: Call, exc: RpcError) -> tuple[str, str]:
+        """The CALLERROR frame and the code it carries."""
+        code = error_code(exc.kind, self.version)
         try:
-            return encode_error(
-                call.unique_id, error_code(exc.kind, self.version), exc.description, exc.details
-            )
+            return encode_error(call.unique_id, code, exc.description, exc.details), code
         except (TypeError, ValueError):
             logger.exception("CALLERROR details for %s are not JSON", call.action)
-            return self._internal(call.unique_id)
+            return self._internal(call.unique_id), self._internal_code
 
     def _internal(self, unique_id: str) -> str:
         return encode_error(unique_id, self._internal_code, INTERNAL_ERROR_DESCRIPTION, {})

@@ -7,9 +7,10 @@ effective the moment the UPDATE commits (the gateway checks the store, not a CRL
 from __future__ import annotations
 
 import builtins
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, select, update
+from sqlalchemy import ColumnElement, case, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from chargewarden.store.base import Repository
@@ -114,6 +115,34 @@ class CertificateRepository(Repository):
         )
         async with self._transaction() as session:
             return [certificate_record(row) for row in await session.scalars(stmt)]
+
+    async def count_station_expiring(
+        self, now: datetime, horizons: Sequence[timedelta]
+    ) -> tuple[int, builtins.list[int]]:
+        """How many stations hold a certificate, and of those how many expire by ``now + h``
+        for each horizon ``h`` (cumulative: a horizon of 0 counts the expired ones).
+
+        Per station and issuing CA only the newest unrevoked certificate counts, as for renewal:
+        the one it presents. One aggregate statement, for the metrics scrape.
+        """
+        newest = (
+            select(func.max(CertificateRow.not_after).label("not_after"))
+            .where(
+                CertificateRow.role == CertificateRole.STATION.value,
+                CertificateRow.revoked_at.is_(None),
+                CertificateRow.station_identity.is_not(None),
+            )
+            .group_by(CertificateRow.station_identity, CertificateRow.issuer_ca)
+            .subquery()
+        )
+        start = aware(now, "now")
+        stmt = select(
+            func.count(),
+            *(func.count(case((newest.c.not_after <= start + h, 1))) for h in horizons),
+        ).select_from(newest)
+        async with self._transaction() as session:
+            total, *within = (await session.execute(stmt)).one()
+        return int(total), [int(n) for n in within]
 
     async def revoke(
         self, serial_number: str, reason: str, at: datetime, *, issuer_ca: str | None = None

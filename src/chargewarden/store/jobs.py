@@ -276,6 +276,13 @@ class JobRepository(Repository):
         async with self._transaction() as session:
             return [_step_record(row) for row in await session.scalars(stmt)]
 
+    async def count_by_kind_and_state(self) -> dict[tuple[str, str], int]:
+        """Jobs per (kind, state), finished ones included: one GROUP BY, for the metrics scrape."""
+        stmt = select(JobRow.kind, JobRow.state, func.count()).group_by(JobRow.kind, JobRow.state)
+        async with self._transaction() as session:
+            rows = (await session.execute(stmt)).all()
+        return {(str(kind), str(state)): int(count) for kind, state, count in rows}
+
     async def children_by_state(self, parent_id: int) -> dict[JobState, int]:
         stmt = (
             select(JobRow.state, func.count())

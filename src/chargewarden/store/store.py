@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from types import TracebackType
 
+from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
 from chargewarden.store.alerts import AlertRepository
@@ -12,7 +14,8 @@ from chargewarden.store.cert_requests import (
     InstalledCertificatesRepository,
 )
 from chargewarden.store.certificates import CertificateRepository
-from chargewarden.store.db import open_engine
+from chargewarden.store.db import describe_error, open_engine
+from chargewarden.store.errors import StoreError
 from chargewarden.store.events import AuditRepository, SecurityEventRepository
 from chargewarden.store.firmware import FirmwareReleaseRepository, FirmwareUpdateRepository
 from chargewarden.store.jobs import JobRepository
@@ -32,6 +35,7 @@ class Store:
 
     def __init__(self, engine: AsyncEngine, url_for_display: str) -> None:
         self._engine = engine
+        self._closed = False
         # The URL with the password masked: the only form of it that may be logged or shown.
         self.url_for_display = url_for_display
         # Records are converted before commit, so nothing needs reloading afterwards.
@@ -66,7 +70,19 @@ class Store:
         """``"postgresql"`` or ``"sqlite"``."""
         return self._engine.dialect.name
 
+    async def ping(self) -> None:
+        """One trivial query; StoreError if the database does not answer (readiness)."""
+        # A disposed engine would quietly open a new pool, so closing is tracked here.
+        if self._closed:
+            raise StoreError("the store is closed")
+        try:
+            async with self._engine.connect() as connection:
+                await connection.execute(text("SELECT 1"))
+        except (SQLAlchemyError, OSError) as exc:
+            raise StoreError(f"database error: {describe_error(exc)}") from exc
+
     async def close(self) -> None:
+        self._closed = True
         self._point_reads.close()
         await self._engine.dispose()
 
