@@ -60,7 +60,10 @@ async def _serve(settings: Settings) -> None:
         typer.echo(f"ChargeWarden CSMS: stations connect to {running.ws_url}/<identity>")
         if running.wss_url:
             typer.echo(f"  profiles 2 and 3: {running.wss_url}/<identity>")
-        typer.echo(f"HTTP API: {running.api_url}/api/docs  (health: {running.api_url}/healthz)")
+        typer.echo(
+            f"HTTP API: {running.api_url}/api/docs  (health: /healthz, /readyz; "
+            "Prometheus: /metrics with a token)"
+        )
         if running.files_url:
             typer.echo(f"file transfer (firmware, logs): {running.files_url}/files/")
         typer.echo(f"database: {running.store.url_for_display}")
