@@ -18,11 +18,11 @@ import typer
 from chargewarden.cli.api_client import ApiClient, ApiUrlOption, api_client
 from chargewarden.cli.common import CliError, ConfigOption, DataDirOption, fail, print_table
 from chargewarden.cli.jobs import detail, finish, follow, follow_hint, interruptible, when
+from chargewarden.cli.station_jobs import announce_fleet
 from chargewarden.rpc.versions import OcppVersion
 from chargewarden.workflows.firmware_service import MAX_RETRIES, MAX_RETRY_INTERVAL
 
 UPDATES = "/api/firmware/updates"
-MAX_SKIPPED_LINES = 20
 # A retrieve time this far ahead means a long wait: say so, and that --no-wait exists.
 LONG_WAIT = timedelta(minutes=5)
 _RELATIVE = re.compile(r"^\+(\d{1,7})([smhd])$")
@@ -94,19 +94,7 @@ def _selection(
 
 
 def _start_fleet(api: ApiClient, answer: dict[str, Any], release: str) -> dict[str, Any]:
-    job = detail(api, answer["job"]["id"])
-    stations = sum((job.get("children") or {}).values())
-    concurrency = (job.get("params") or {}).get("concurrency")
-    typer.echo(
-        f"started fleet job {job['id']}: firmware {release} on {stations} station(s), at most "
-        f"{concurrency} at once"
-    )
-    skipped: list[str] = answer.get("skipped") or []
-    for reason in skipped[:MAX_SKIPPED_LINES]:
-        typer.echo(f"  left out: {reason}")
-    if len(skipped) > MAX_SKIPPED_LINES:
-        typer.echo(f"  ... and {len(skipped) - MAX_SKIPPED_LINES} more left out")
-    return job
+    return announce_fleet(api, answer, lambda _: f"firmware {release}")
 
 
 def _outcome(update: dict[str, Any]) -> str:

@@ -8,6 +8,7 @@ and never starts a job; which station may take a job is the server's decision (J
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -104,11 +105,18 @@ def _target(
 
 def _start_fleet(api: ApiClient, body: dict[str, Any]) -> dict[str, Any]:
     answer = api.post("/api/jobs", body)
+    return announce_fleet(api, answer, operation)
+
+
+def announce_fleet(
+    api: ApiClient, answer: dict[str, Any], what: Callable[[dict[str, Any]], str]
+) -> dict[str, Any]:
+    """Say what a just-started fleet job covers and who was left out; returns the job."""
     job = detail(api, answer["job"]["id"])
     stations = sum((job.get("children") or {}).values())
     concurrency = (job.get("params") or {}).get("concurrency")
     typer.echo(
-        f"started fleet job {job['id']}: {operation(job)} on {stations} station(s), at most "
+        f"started fleet job {job['id']}: {what(job)} on {stations} station(s), at most "
         f"{concurrency} at once"
     )
     skipped: list[str] = answer.get("skipped") or []
